@@ -1,0 +1,91 @@
+// Greedy non-maximum suppression with torchvision's semantics: scores sorted with a stable descending sort,
+// IoU without the legacy +1, a box is suppressed when its IoU with a kept box is strictly greater than the
+// threshold (so NaN IoUs of degenerate boxes never suppress), keep indices returned in score order.
+#include <ATen/Parallel.h>
+#include <torch/library.h>
+
+#include <vector>
+
+#include "ops/checks.h"
+
+namespace pysalient {
+namespace {
+
+constexpr const char* kOp = "pysalient::nms";
+
+template <typename scalar_t>
+at::Tensor nms_kernel(const at::Tensor& boxes, const at::Tensor& scores, double iou_threshold) {
+  const int64_t n = boxes.size(0);
+  const at::Tensor order = std::get<1>(scores.sort(/*stable=*/true, /*dim=*/0, /*descending=*/true));
+  const at::Tensor x1_t = boxes.select(1, 0).contiguous();
+  const at::Tensor y1_t = boxes.select(1, 1).contiguous();
+  const at::Tensor x2_t = boxes.select(1, 2).contiguous();
+  const at::Tensor y2_t = boxes.select(1, 3).contiguous();
+  const at::Tensor areas_t = (x2_t - x1_t) * (y2_t - y1_t);
+
+  const scalar_t* x1 = x1_t.data_ptr<scalar_t>();
+  const scalar_t* y1 = y1_t.data_ptr<scalar_t>();
+  const scalar_t* x2 = x2_t.data_ptr<scalar_t>();
+  const scalar_t* y2 = y2_t.data_ptr<scalar_t>();
+  const scalar_t* areas = areas_t.data_ptr<scalar_t>();
+  const int64_t* order_ptr = order.data_ptr<int64_t>();
+  const scalar_t threshold = static_cast<scalar_t>(iou_threshold);
+
+  std::vector<uint8_t> suppressed(n, 0);
+  std::vector<int64_t> keep;
+  keep.reserve(n);
+  // Suppressing the tail is embarrassingly parallel; below the grain size parallel_for runs inline.
+  constexpr int64_t kGrain = 4096;
+  for (int64_t a = 0; a < n; ++a) {
+    const int64_t i = order_ptr[a];
+    if (suppressed[i]) {
+      continue;
+    }
+    keep.push_back(i);
+    const scalar_t ix1 = x1[i], iy1 = y1[i], ix2 = x2[i], iy2 = y2[i], iarea = areas[i];
+    at::parallel_for(a + 1, n, kGrain, [&](int64_t begin, int64_t end) {
+      for (int64_t b = begin; b < end; ++b) {
+        const int64_t j = order_ptr[b];
+        if (suppressed[j]) {
+          continue;
+        }
+        const scalar_t w = std::max(static_cast<scalar_t>(0), std::min(ix2, x2[j]) - std::max(ix1, x1[j]));
+        const scalar_t h = std::max(static_cast<scalar_t>(0), std::min(iy2, y2[j]) - std::max(iy1, y1[j]));
+        const scalar_t inter = w * h;
+        const scalar_t iou = inter / (iarea + areas[j] - inter);
+        if (iou > threshold) {
+          suppressed[j] = 1;
+        }
+      }
+    });
+  }
+  return at::tensor(keep, boxes.options().dtype(at::kLong));
+}
+
+at::Tensor nms_cpu(const at::Tensor& boxes, const at::Tensor& scores, double iou_threshold) {
+  TORCH_CHECK(boxes.dim() == 2 && boxes.size(1) == 4, kOp, ": boxes must have shape [N, 4] (x1, y1, x2, y2), got ",
+              boxes.sizes());
+  check_dim(scores, 1, kOp, "scores", "[N]");
+  TORCH_CHECK(boxes.size(0) == scores.size(0), kOp, ": boxes has ", boxes.size(0), " rows but scores has ",
+              scores.size(0), " entries");
+  check_floating(boxes, kOp, "boxes");
+  check_floating(scores, kOp, "scores");
+  check_cpu(boxes, kOp, "boxes");
+  check_device(scores, boxes, kOp, "scores", "boxes");
+  if (boxes.size(0) == 0) {
+    return at::empty({0}, boxes.options().dtype(at::kLong));
+  }
+  // Half-precision inputs are compared in float32; fp32/fp64 keep their own precision (as torchvision).
+  const bool reduced = boxes.scalar_type() == at::kHalf || boxes.scalar_type() == at::kBFloat16;
+  const at::Tensor b = reduced ? boxes.to(at::kFloat) : boxes;
+  const at::Tensor s = scores.to(b.scalar_type());
+  at::Tensor keep;
+  AT_DISPATCH_FLOATING_TYPES(b.scalar_type(), "nms_cpu", [&] { keep = nms_kernel<scalar_t>(b, s, iou_threshold); });
+  return keep;
+}
+
+}  // namespace
+
+TORCH_LIBRARY_IMPL(pysalient, CPU, m) { m.impl("nms", &nms_cpu); }
+
+}  // namespace pysalient
