@@ -8,7 +8,11 @@ Sections are ordered as the schemas in ``csrc/ops/registration.cpp``.
 
 from __future__ import annotations
 
+import math  # noqa: F401  (shared file: sections may need it; unused ones are pruned when all sections exist)
+from typing import Any, List, Optional, Sequence, Tuple  # noqa: F401
+
 import torch
+import torch.nn.functional as F  # noqa: F401
 from torch import Tensor
 
 # ---------------------------------------------------------------------------------------------- resize_image
