@@ -1,0 +1,6 @@
+"""Small building blocks shared by backbones, necks and heads."""
+
+from pysalient.layers.conv_norm import ConvNorm, get_norm
+from pysalient.layers.frozen_batch_norm import FrozenBatchNorm2d
+
+__all__ = ["ConvNorm", "FrozenBatchNorm2d", "get_norm"]
