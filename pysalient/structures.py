@@ -1,0 +1,207 @@
+"""``Result``: what every model family returns for one image (masks, boxes, scores, labels, names)."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Dict, List, Optional
+
+import cv2
+import numpy as np
+import torch
+from torch import Tensor
+
+
+def masks_to_boxes(masks: Tensor) -> Tensor:
+    """Tight boxes of binary masks.
+
+    Args:
+        masks: bool [N, H, W].
+
+    Returns:
+        float32 [N, 4] (x1, y1, x2, y2) with exclusive right/bottom edges (detectron2's BitMasks convention);
+        all zeros for an empty mask.
+    """
+    if masks.shape[0] == 0:
+        return torch.zeros((0, 4), dtype=torch.float32, device=masks.device)
+    columns = masks.any(dim=1)  # [N, W]
+    rows = masks.any(dim=2)  # [N, H]
+    boxes = torch.zeros((masks.shape[0], 4), dtype=torch.float32, device=masks.device)
+    x_index = torch.arange(masks.shape[2], device=masks.device)
+    y_index = torch.arange(masks.shape[1], device=masks.device)
+    non_empty = columns.any(dim=1)
+    big = masks.shape[1] + masks.shape[2]
+    boxes[:, 0] = torch.where(columns, x_index, big).min(dim=1).values.float()
+    boxes[:, 1] = torch.where(rows, y_index, big).min(dim=1).values.float()
+    boxes[:, 2] = torch.where(columns, x_index, -1).max(dim=1).values.float() + 1
+    boxes[:, 3] = torch.where(rows, y_index, -1).max(dim=1).values.float() + 1
+    boxes[~non_empty] = 0
+    return boxes
+
+
+def _palette(index: int) -> tuple:
+    # Evenly spread hues (golden-ratio steps) so neighbouring instances get distinct colours.
+    hue = int((index * 0.618033988749895 % 1.0) * 179)
+    bgr = cv2.cvtColor(np.uint8([[[hue, 200, 255]]]), cv2.COLOR_HSV2BGR)[0, 0]
+    return tuple(int(channel) for channel in bgr)
+
+
+@dataclass
+class Result:
+    """Detections of one image, at the original image size.
+
+    Attributes:
+        masks: bool [N, H, W] instance masks.
+        boxes: float32 [N, 4] (x1, y1, x2, y2) in pixels; always present (derived from masks when a model
+            predicts none).
+        scores: float32 [N] confidence, sorted in decreasing order by the predictors.
+        labels: int64 [N] class indices into ``names``.
+        names: class index -> class name.
+        orig_img: the input image as BGR uint8 [H, W, 3] (OpenCV convention), if known.
+        path: where the image came from, if it was a file.
+    """
+
+    masks: Tensor
+    boxes: Tensor
+    scores: Tensor
+    labels: Tensor
+    names: Dict[int, str] = field(default_factory=lambda: {0: "salient"})
+    orig_img: Optional[np.ndarray] = None
+    path: Optional[str] = None
+
+    def __post_init__(self) -> None:
+        count = self.masks.shape[0]
+        if self.masks.dim() != 3 or self.masks.dtype != torch.bool:
+            raise ValueError(f"masks must be bool [N, H, W], got {self.masks.dtype} {tuple(self.masks.shape)}")
+        for name, value, width in (
+            ("boxes", self.boxes, 4),
+            ("scores", self.scores, None),
+            ("labels", self.labels, None),
+        ):
+            expected = (count, width) if width else (count,)
+            if tuple(value.shape) != expected:
+                raise ValueError(f"{name} must have shape {expected} to match {count} masks, got {tuple(value.shape)}")
+
+    def __len__(self) -> int:
+        return int(self.masks.shape[0])
+
+    @property
+    def image_size(self) -> tuple:
+        """(H, W) of the image the masks belong to."""
+        return int(self.masks.shape[1]), int(self.masks.shape[2])
+
+    def cpu(self) -> Result:
+        """A copy with every tensor on the CPU."""
+        return Result(
+            self.masks.cpu(),
+            self.boxes.cpu(),
+            self.scores.cpu(),
+            self.labels.cpu(),
+            self.names,
+            self.orig_img,
+            self.path,
+        )
+
+    def plot(self, image: Optional[np.ndarray] = None, alpha: float = 0.5, show_boxes: bool = True) -> np.ndarray:
+        """Draws masks, boxes and ``label score`` captions.
+
+        Args:
+            image: BGR uint8 [H, W, 3] to draw on; defaults to ``orig_img`` (or black).
+            alpha: mask opacity.
+            show_boxes: whether to draw boxes and captions.
+
+        Returns:
+            A new BGR uint8 [H, W, 3] image.
+        """
+        height, width = self.image_size
+        base = image if image is not None else self.orig_img
+        canvas = np.zeros((height, width, 3), np.uint8) if base is None else np.ascontiguousarray(base).copy()
+        if canvas.shape[:2] != (height, width):
+            raise ValueError(f"image is {canvas.shape[:2]} but the masks are {(height, width)}")
+        result = self.cpu()
+        for index in range(len(result)):
+            colour = np.array(_palette(index), dtype=np.float32)
+            mask = result.masks[index].numpy()
+            canvas[mask] = (canvas[mask].astype(np.float32) * (1 - alpha) + colour * alpha).astype(np.uint8)
+        if show_boxes:
+            for index in range(len(result)):
+                colour = _palette(index)
+                x1, y1, x2, y2 = (int(round(v)) for v in result.boxes[index].tolist())
+                cv2.rectangle(canvas, (x1, y1), (max(x2 - 1, x1), max(y2 - 1, y1)), colour, 2)
+                label = int(result.labels[index])
+                caption = f"{self.names.get(label, str(label))} {float(result.scores[index]):.2f}"
+                cv2.putText(
+                    canvas, caption, (x1, max(y1 - 4, 10)), cv2.FONT_HERSHEY_SIMPLEX, 0.5, colour, 1, cv2.LINE_AA
+                )
+        return canvas
+
+    def save(self, filename: str, **plot_kwargs: Any) -> str:
+        """Writes :meth:`plot` to ``filename`` (format from its extension) atomically; returns the path."""
+        path = Path(filename)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        encoded_ok, encoded = cv2.imencode(path.suffix or ".jpg", self.plot(**plot_kwargs))
+        if not encoded_ok:
+            raise ValueError(f"cannot encode an image with extension {path.suffix!r}")
+        descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        try:
+            with os.fdopen(descriptor, "wb") as handle:
+                handle.write(encoded.tobytes())
+            os.replace(temporary, path)
+        except BaseException:
+            Path(temporary).unlink(missing_ok=True)
+            raise
+        return str(path)
+
+    def to_coco(self, image_id: int, category_ids: Optional[Dict[int, int]] = None) -> List[Dict[str, Any]]:
+        """COCO results-format entries (RLE segmentation, xywh bbox, score, category_id).
+
+        Args:
+            image_id: the dataset's id of this image.
+            category_ids: label -> dataset category id; defaults to ``label + 1`` (COCO ids start at 1).
+
+        Returns:
+            One dict per instance, ready for ``COCO.loadRes``.
+        """
+        from pycocotools import mask as mask_utils
+
+        result = self.cpu()
+        entries = []
+        for index in range(len(result)):
+            binary = np.asfortranarray(result.masks[index].numpy().astype(np.uint8))
+            rle = mask_utils.encode(binary)
+            rle["counts"] = rle["counts"].decode("ascii")
+            x1, y1, x2, y2 = result.boxes[index].tolist()
+            label = int(result.labels[index])
+            entries.append(
+                {
+                    "image_id": int(image_id),
+                    "category_id": category_ids[label] if category_ids is not None else label + 1,
+                    "segmentation": rle,
+                    "bbox": [x1, y1, x2 - x1, y2 - y1],
+                    "score": float(result.scores[index]),
+                }
+            )
+        return entries
+
+    def to_supervision(self) -> Any:
+        """The detections as ``supervision.Detections`` (requires ``pip install supervision``)."""
+        try:
+            import supervision
+        except ImportError as error:
+            raise ImportError(
+                "Result.to_supervision() needs the 'supervision' package: pip install supervision"
+            ) from error
+        result = self.cpu()
+        return supervision.Detections(
+            xyxy=result.boxes.numpy().astype(np.float32),
+            mask=result.masks.numpy(),
+            confidence=result.scores.numpy().astype(np.float32),
+            class_id=result.labels.numpy().astype(int),
+            data={"class_name": np.array([self.names.get(int(i), str(int(i))) for i in result.labels], dtype=object)},
+        )
+
+    def __repr__(self) -> str:
+        height, width = self.image_size
+        return f"Result({len(self)} instances, image {height}x{width}, path={self.path!r})"
