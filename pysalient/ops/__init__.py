@@ -11,13 +11,39 @@ from pysalient.ops._library import has_native, load_native, native_library_path,
 if load_native():
     from pysalient.ops import _autograd, _fake  # noqa: F401  (registrations)
 
+from pysalient.ops.assemble_instances import InstanceAssembler, assemble_instances
+from pysalient.ops.dice_cost import DiceCost, dice_cost
+from pysalient.ops.linear_sum_assignment import LinearSumAssignment, linear_sum_assignment
 from pysalient.ops.nms import NMS, batched_nms, nms
+from pysalient.ops.paste_masks import PasteMasks, paste_masks
+from pysalient.ops.resize_image import ResizeImage, resize_image
+from pysalient.ops.roi_align import MultiLevelRoIAlign, RoIAlign, multilevel_roi_align, roi_align
+from pysalient.ops.roi_masking import RoIMasking, roi_masking
+from pysalient.ops.upsample_masks import UpsampleMasks, upsample_masks
 
 __all__ = [
+    "DiceCost",
+    "InstanceAssembler",
+    "LinearSumAssignment",
+    "MultiLevelRoIAlign",
     "NMS",
+    "PasteMasks",
+    "ResizeImage",
+    "RoIAlign",
+    "RoIMasking",
+    "UpsampleMasks",
+    "assemble_instances",
     "batched_nms",
+    "dice_cost",
     "has_native",
+    "linear_sum_assignment",
+    "multilevel_roi_align",
     "native_library_path",
     "native_load_error",
     "nms",
+    "paste_masks",
+    "resize_image",
+    "roi_align",
+    "roi_masking",
+    "upsample_masks",
 ]

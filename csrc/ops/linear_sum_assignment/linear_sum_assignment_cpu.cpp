@@ -1,0 +1,113 @@
+// Rectangular linear sum assignment (same optimum as scipy.optimize.linear_sum_assignment). One pass over the
+// cost matrix validates it, converts it to double, applies the sign of `maximize` and lays it out with the
+// shorter side as rows (parallel over rows); the shortest-augmenting-path solver itself is sequential.
+#include <ATen/Parallel.h>
+#include <torch/library.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <limits>
+#include <tuple>
+#include <vector>
+
+#include "ops/checks.h"
+#include "ops/linear_sum_assignment/linear_sum_assignment_kernel.h"
+
+namespace pysalient {
+namespace {
+
+constexpr const char* kOp = "pysalient::linear_sum_assignment";
+
+// Fills work[rows, columns] (row-major) with sign * cost (transposed when `transpose`) straight from the strided
+// input, so non-contiguous and transposed views need no extra copy. Returns false on NaN or a value that is
+// -inf after the sign flip (scipy rejects those too: a -inf pair would make the optimum unbounded).
+template <typename scalar_t>
+bool prepare_work_matrix(const at::Tensor& cost, bool transpose, bool maximize, std::vector<double>& work) {
+  const int64_t rows = transpose ? cost.size(1) : cost.size(0);
+  const int64_t columns = transpose ? cost.size(0) : cost.size(1);
+  const int64_t row_stride = transpose ? cost.stride(1) : cost.stride(0);
+  const int64_t column_stride = transpose ? cost.stride(0) : cost.stride(1);
+  const scalar_t* data = cost.const_data_ptr<scalar_t>();
+  const double sign = maximize ? -1.0 : 1.0;
+  std::atomic<bool> valid{true};
+  const int64_t grain = std::max<int64_t>(1, 16384 / columns);
+  at::parallel_for(0, rows, grain, [&](int64_t begin, int64_t end) {
+    bool chunk_valid = true;
+    for (int64_t i = begin; i < end; ++i) {
+      const scalar_t* source = data + i * row_stride;
+      double* target = work.data() + i * columns;
+      for (int64_t j = 0; j < columns; ++j) {
+        const double value = sign * static_cast<double>(source[j * column_stride]);
+        chunk_valid &= !(std::isnan(value) || value == -std::numeric_limits<double>::infinity());
+        target[j] = value;
+      }
+    }
+    if (!chunk_valid) {
+      valid.store(false, std::memory_order_relaxed);
+    }
+  });
+  return valid.load();
+}
+
+std::tuple<at::Tensor, at::Tensor> linear_sum_assignment_cpu(const at::Tensor& cost, bool maximize) {
+  check_dim(cost, 2, kOp, "cost", "[N, K]");
+  check_floating(cost, kOp, "cost");
+  check_cpu(cost, kOp, "cost");
+  const int64_t num_rows = cost.size(0);
+  const int64_t num_columns = cost.size(1);
+  const auto index_options = cost.options().dtype(at::kLong);
+  if (num_rows == 0 || num_columns == 0) {
+    return {at::empty({0}, index_options), at::empty({0}, index_options)};
+  }
+
+  // The solver needs rows <= columns; a tall matrix is solved on its transpose (the optimum is the same).
+  const bool transpose = num_rows > num_columns;
+  const int64_t rows = transpose ? num_columns : num_rows;
+  const int64_t columns = transpose ? num_rows : num_columns;
+  std::vector<double> work(static_cast<size_t>(rows * columns));
+  bool valid = true;
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, cost.scalar_type(), "linear_sum_assignment_cpu", [&] {
+    valid = prepare_work_matrix<scalar_t>(cost, transpose, maximize, work);
+  });
+  TORCH_CHECK(valid, kOp, ": cost matrix contains invalid numeric entries (NaN or -inf; NaN or +inf when ",
+              "maximize=True)");
+
+  std::vector<int64_t> column_of_row(rows);
+  TORCH_CHECK(solve_rectangular_assignment(work.data(), rows, columns, column_of_row.data()), kOp,
+              ": cost matrix is infeasible (every assignment of min(N, K) = ", rows, " pairs uses a ",
+              maximize ? "-inf" : "+inf", " entry)");
+
+  at::Tensor row_indices = at::empty({rows}, index_options);
+  at::Tensor column_indices = at::empty({rows}, index_options);
+  int64_t* out_rows = row_indices.mutable_data_ptr<int64_t>();
+  int64_t* out_columns = column_indices.mutable_data_ptr<int64_t>();
+  if (!transpose) {
+    for (int64_t i = 0; i < rows; ++i) {
+      out_rows[i] = i;
+      out_columns[i] = column_of_row[i];
+    }
+  } else {
+    // Solved row r is original column r, matched to original row column_of_row[r]; emit by ascending original
+    // row (scipy's order) with a bucket pass instead of a sort.
+    std::vector<int64_t> column_of_original_row(num_rows, -1);
+    for (int64_t r = 0; r < rows; ++r) {
+      column_of_original_row[column_of_row[r]] = r;
+    }
+    int64_t next = 0;
+    for (int64_t original_row = 0; original_row < num_rows; ++original_row) {
+      if (column_of_original_row[original_row] >= 0) {
+        out_rows[next] = original_row;
+        out_columns[next] = column_of_original_row[original_row];
+        ++next;
+      }
+    }
+  }
+  return {row_indices, column_indices};
+}
+
+}  // namespace
+
+TORCH_LIBRARY_IMPL(pysalient, CPU, m) { m.impl("linear_sum_assignment", &linear_sum_assignment_cpu); }
+
+}  // namespace pysalient

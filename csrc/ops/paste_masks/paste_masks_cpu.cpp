@@ -1,0 +1,124 @@
+// Pastes RoI mask probabilities into the image (detectron2 paste_masks_in_image): every image pixel takes the
+// bilinear sample (align_corners=False, zero padding) of its box's mask at the pixel centre and is set when the
+// sample reaches the threshold. Only the pixels where the sample can be non-zero are visited; rows of all masks
+// run in parallel.
+#include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+#include <torch/library.h>
+
+#include <algorithm>
+#include <vector>
+
+#include "ops/checks.h"
+#include "ops/paste_masks/paste_masks_kernel.h"
+
+namespace pysalient {
+namespace {
+
+constexpr const char* kOp = "pysalient::paste_masks";
+
+// Column taps of every pixel of a box's column support, computed once and reused by all its rows.
+struct ColumnTaps {
+  int64_t first = 0;
+  int64_t end = 0;
+  std::vector<int64_t> i0, i1;
+  std::vector<double> w0, w1;
+};
+
+template <typename scalar_t>
+void paste_masks_kernel(const at::Tensor& masks, const at::Tensor& boxes, int64_t height, int64_t width,
+                        double threshold, at::Tensor& output) {
+  const int64_t r_count = masks.size(0);
+  const int64_t mh = masks.size(1);
+  const int64_t mw = masks.size(2);
+  const scalar_t* mask_data = masks.data_ptr<scalar_t>();
+  const double* box_data = boxes.data_ptr<double>();
+  uint8_t* out_data = output.data_ptr<uint8_t>();
+
+  std::vector<uint8_t> valid(r_count, 0);
+  std::vector<int64_t> row_first(r_count, 0), row_end(r_count, 0);
+  std::vector<ColumnTaps> columns(r_count);
+  at::parallel_for(0, r_count, 16, [&](int64_t begin, int64_t end) {
+    for (int64_t r = begin; r < end; ++r) {
+      const double* box = box_data + r * 4;
+      if (!paste_valid_extent(box[0], box[2]) || !paste_valid_extent(box[1], box[3])) {
+        continue;
+      }
+      valid[r] = 1;
+      paste_support(box[1], box[3], mh, height, &row_first[r], &row_end[r]);
+      ColumnTaps& taps = columns[r];
+      paste_support(box[0], box[2], mw, width, &taps.first, &taps.end);
+      const int64_t count = taps.end - taps.first;
+      taps.i0.resize(count);
+      taps.i1.resize(count);
+      taps.w0.resize(count);
+      taps.w1.resize(count);
+      for (int64_t k = 0; k < count; ++k) {
+        paste_tap(taps.first + k, box[0], box[2] - box[0], mw, &taps.i0[k], &taps.i1[k], &taps.w0[k], &taps.w1[k]);
+      }
+    }
+  });
+
+  const int64_t grain = std::max<int64_t>(1, 4096 / std::max<int64_t>(1, width));
+  at::parallel_for(0, r_count * height, grain, [&](int64_t begin, int64_t end) {
+    for (int64_t index = begin; index < end; ++index) {
+      const int64_t r = index / height;
+      const int64_t y = index % height;
+      if (!valid[r] || y < row_first[r] || y >= row_end[r]) {
+        continue;
+      }
+      const double* box = box_data + r * 4;
+      int64_t y0 = 0, y1 = 0;
+      double v0 = 0.0, v1 = 0.0;
+      if (!paste_tap(y, box[1], box[3] - box[1], mh, &y0, &y1, &v0, &v1)) {
+        continue;
+      }
+      const scalar_t* top = mask_data + (r * mh + y0) * mw;
+      const scalar_t* bottom = mask_data + (r * mh + y1) * mw;
+      const ColumnTaps& taps = columns[r];
+      uint8_t* out_row = out_data + index * width + taps.first;
+      for (int64_t k = 0; k < taps.end - taps.first; ++k) {
+        const int64_t x0 = taps.i0[k], x1 = taps.i1[k];
+        const double sample =
+            v0 * (taps.w0[k] * static_cast<double>(top[x0]) + taps.w1[k] * static_cast<double>(top[x1])) +
+            v1 * (taps.w0[k] * static_cast<double>(bottom[x0]) + taps.w1[k] * static_cast<double>(bottom[x1]));
+        out_row[k] = sample >= threshold ? 1 : 0;
+      }
+    }
+  });
+}
+
+at::Tensor paste_masks_cpu(const at::Tensor& masks, const at::Tensor& boxes, int64_t height, int64_t width,
+                           double threshold) {
+  check_dim(masks, 3, kOp, "masks", "[R, Mh, Mw]");
+  check_floating(masks, kOp, "masks");
+  check_cpu(masks, kOp, "masks");
+  TORCH_CHECK(boxes.dim() == 2 && boxes.size(1) == 4, kOp, ": boxes must have shape [R, 4] (x1, y1, x2, y2), got ",
+              boxes.sizes());
+  check_floating(boxes, kOp, "boxes");
+  check_device(boxes, masks, kOp, "boxes", "masks");
+  TORCH_CHECK(boxes.size(0) == masks.size(0), kOp, ": masks has ", masks.size(0), " RoIs but boxes has ",
+              boxes.size(0), " rows");
+  TORCH_CHECK(masks.size(1) >= 1 && masks.size(2) >= 1, kOp, ": masks must be at least 1x1 per RoI, got shape ",
+              masks.sizes());
+  TORCH_CHECK(height >= 0 && width >= 0, kOp, ": height and width must be non-negative, got ", height, "x", width);
+  // A sample of 0 (everywhere outside the box) must never count as foreground, hence threshold > 0.
+  TORCH_CHECK(threshold > 0.0 && threshold <= 1.0, kOp, ": threshold must be in (0, 1], got ", threshold);
+
+  at::Tensor output = at::zeros({masks.size(0), height, width}, masks.options().dtype(at::kByte));
+  if (output.numel() == 0) {
+    return output;
+  }
+  const at::Tensor mask_values = masks.contiguous();
+  const at::Tensor box_values = boxes.to(at::kDouble).contiguous();
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, mask_values.scalar_type(), "paste_masks_cpu", [&] {
+    paste_masks_kernel<scalar_t>(mask_values, box_values, height, width, threshold, output);
+  });
+  return output;
+}
+
+}  // namespace
+
+TORCH_LIBRARY_IMPL(pysalient, CPU, m) { m.impl("paste_masks", &paste_masks_cpu); }
+
+}  // namespace pysalient

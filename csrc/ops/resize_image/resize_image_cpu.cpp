@@ -1,0 +1,160 @@
+// Pillow-identical uint8 bilinear resize (Image.resize(..., BILINEAR)), the test-time resize of detectron2's
+// ResizeShortestEdge. Separable: one pass per axis, the first rounded to uint8 before the second reads it (the
+// order follows Pillow, see resize_vertical_first); a pass is skipped when its dimension does not change (Pillow
+// does the same, and the pass would be the identity anyway). Tap tables are built once per axis, rows run in
+// parallel.
+#include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+#include <torch/library.h>
+
+#include <algorithm>
+#include <vector>
+
+#include "ops/checks.h"
+#include "ops/resize_image/resize_image_kernel.h"
+
+namespace pysalient {
+namespace {
+
+constexpr const char* kOp = "pysalient::resize_image";
+
+// Fixed-point taps of every output sample of one axis: sample i reads inputs first[i] .. first[i]+count[i]-1
+// with weights weights[i * max_taps + t].
+struct TapTable {
+  int64_t max_taps = 0;
+  std::vector<int64_t> first;
+  std::vector<int64_t> count;
+  std::vector<int32_t> weights;
+};
+
+TapTable make_tap_table(int64_t n_in, int64_t n_out) {
+  const ResizeAxis axis = make_resize_axis(n_in, n_out);
+  TapTable table;
+  table.max_taps = resize_max_taps(axis);
+  table.first.resize(n_out);
+  table.count.resize(n_out);
+  table.weights.assign(n_out * table.max_taps, 0);
+  std::vector<double> raw(table.max_taps);
+  for (int64_t i = 0; i < n_out; ++i) {
+    const double center = resize_center(axis, i);
+    int64_t first = 0;
+    int64_t end = 0;
+    resize_tap_range(axis, center, n_in, &first, &end);
+    const int64_t count = end > first ? end - first : 0;
+    TORCH_INTERNAL_ASSERT(count <= table.max_taps);
+    // Summed in tap order, then each weight divided by the sum: the order Pillow normalises in.
+    double total = 0.0;
+    for (int64_t t = 0; t < count; ++t) {
+      raw[t] = resize_tap_weight(axis, center, first + t);
+      total += raw[t];
+    }
+    for (int64_t t = 0; t < count; ++t) {
+      const double weight = total != 0.0 ? raw[t] / total : raw[t];
+      table.weights[i * table.max_taps + t] = resize_fixed_point(weight);
+    }
+    table.first[i] = first;
+    table.count[i] = count;
+  }
+  return table;
+}
+
+// [rows, width, C] -> [rows, out_width, C].
+void resize_rows(const uint8_t* input, uint8_t* output, int64_t rows, int64_t width, int64_t out_width,
+                 int64_t channels) {
+  const TapTable taps = make_tap_table(width, out_width);
+  const int64_t grain = std::max<int64_t>(1, 16384 / std::max<int64_t>(1, out_width * channels));
+  at::parallel_for(0, rows, grain, [&](int64_t begin, int64_t end) {
+    for (int64_t row = begin; row < end; ++row) {
+      const uint8_t* src = input + row * width * channels;
+      uint8_t* dst = output + row * out_width * channels;
+      for (int64_t x = 0; x < out_width; ++x) {
+        const uint8_t* window = src + taps.first[x] * channels;
+        const int32_t* weights = taps.weights.data() + x * taps.max_taps;
+        const int64_t count = taps.count[x];
+        for (int64_t c = 0; c < channels; ++c) {
+          int32_t accumulator = kResizeRounding;
+          for (int64_t t = 0; t < count; ++t) {
+            accumulator += static_cast<int32_t>(window[t * channels + c]) * weights[t];
+          }
+          dst[x * channels + c] = resize_to_uint8(accumulator);
+        }
+      }
+    }
+  });
+}
+
+// [batch, height, row_length] -> [batch, out_height, row_length], each output row a weighted sum of input rows.
+void resize_columns(const uint8_t* input, uint8_t* output, int64_t batch, int64_t height, int64_t out_height,
+                    int64_t row_length) {
+  const TapTable taps = make_tap_table(height, out_height);
+  const int64_t grain = std::max<int64_t>(1, 16384 / std::max<int64_t>(1, row_length));
+  at::parallel_for(0, batch * out_height, grain, [&](int64_t begin, int64_t end) {
+    std::vector<int32_t> accumulator(row_length);
+    for (int64_t index = begin; index < end; ++index) {
+      const int64_t b = index / out_height;
+      const int64_t y = index % out_height;
+      const uint8_t* image = input + b * height * row_length;
+      const int32_t* weights = taps.weights.data() + y * taps.max_taps;
+      std::fill(accumulator.begin(), accumulator.end(), kResizeRounding);
+      for (int64_t t = 0; t < taps.count[y]; ++t) {
+        const uint8_t* src = image + (taps.first[y] + t) * row_length;
+        const int32_t weight = weights[t];
+        for (int64_t e = 0; e < row_length; ++e) {
+          accumulator[e] += static_cast<int32_t>(src[e]) * weight;
+        }
+      }
+      uint8_t* dst = output + index * row_length;
+      for (int64_t e = 0; e < row_length; ++e) {
+        dst[e] = resize_to_uint8(accumulator[e]);
+      }
+    }
+  });
+}
+
+at::Tensor resize_image_cpu(const at::Tensor& image, int64_t out_h, int64_t out_w) {
+  TORCH_CHECK(image.dim() == 3 || image.dim() == 4, kOp,
+              ": image must be a 3-D [H, W, C] or 4-D [B, H, W, C] tensor, got shape ", image.sizes());
+  TORCH_CHECK(image.scalar_type() == at::kByte, kOp, ": image must be a uint8 tensor, got ", image.scalar_type());
+  check_cpu(image, kOp, "image");
+  TORCH_CHECK(out_h >= 1 && out_w >= 1, kOp, ": output size must be at least 1x1, got out_h=", out_h,
+              ", out_w=", out_w);
+  const bool batched = image.dim() == 4;
+  const at::Tensor images = (batched ? image : image.unsqueeze(0)).contiguous();
+  const int64_t batch = images.size(0);
+  const int64_t height = images.size(1);
+  const int64_t width = images.size(2);
+  const int64_t channels = images.size(3);
+  TORCH_CHECK(height >= 1 && width >= 1 && channels >= 1, kOp,
+              ": image must have at least one row, column and channel, got shape ", image.sizes());
+
+  at::Tensor output = batched ? at::empty({batch, out_h, out_w, channels}, images.options())
+                               : at::empty({out_h, out_w, channels}, images.options());
+  if (batch == 0) {
+    return output;
+  }
+  const bool horizontal = out_w != width;
+  const bool vertical = out_h != height;
+  if (!horizontal && !vertical) {
+    output.copy_(image);
+  } else if (horizontal && vertical && resize_vertical_first(height, width, out_h, out_w)) {
+    const at::Tensor rows = at::empty({batch, out_h, width, channels}, images.options());
+    resize_columns(images.data_ptr<uint8_t>(), rows.data_ptr<uint8_t>(), batch, height, out_h, width * channels);
+    resize_rows(rows.data_ptr<uint8_t>(), output.data_ptr<uint8_t>(), batch * out_h, width, out_w, channels);
+  } else {
+    at::Tensor current = images;
+    if (horizontal) {
+      current = vertical ? at::empty({batch, height, out_w, channels}, images.options()) : output;
+      resize_rows(images.data_ptr<uint8_t>(), current.data_ptr<uint8_t>(), batch * height, width, out_w, channels);
+    }
+    if (vertical) {
+      resize_columns(current.data_ptr<uint8_t>(), output.data_ptr<uint8_t>(), batch, height, out_h, out_w * channels);
+    }
+  }
+  return output;
+}
+
+}  // namespace
+
+TORCH_LIBRARY_IMPL(pysalient, CPU, m) { m.impl("resize_image", &resize_image_cpu); }
+
+}  // namespace pysalient

@@ -1,0 +1,175 @@
+"""pysalient.ops.paste_masks: detectron2 paste semantics, reference parity, edge cases, script and export."""
+
+from __future__ import annotations
+
+from typing import Tuple
+
+import pytest
+import torch
+from torch import Tensor, nn
+
+from pysalient.ops import PasteMasks, _reference, paste_masks
+from tests.ops.helpers import assert_opcheck, exported_module, scripted_round_trip
+
+# Native sampling and the grid_sample reference round differently; a pixel may differ only where the reference
+# sample is this close to the threshold.
+SAMPLE_TOLERANCE = 1e-5
+
+
+def random_masks(r: int, mh: int, mw: int, seed: int, dtype: torch.dtype = torch.float32) -> Tensor:
+    return torch.rand(r, mh, mw, generator=torch.Generator().manual_seed(seed), dtype=torch.float64).to(dtype)
+
+
+def random_boxes(r: int, height: int, width: int, seed: int) -> Tensor:
+    """Boxes inside, across the border of and outside a height x width image, of every size down to < 1 px."""
+    generator = torch.Generator().manual_seed(seed)
+    size = torch.tensor([width, height], dtype=torch.float64)
+    corners = torch.rand(r, 2, generator=generator, dtype=torch.float64) * size * 1.4 - 0.2 * size
+    extents = torch.rand(r, 2, generator=generator, dtype=torch.float64) ** 2 * size * 0.8
+    return torch.cat([corners, corners + extents], dim=1).float()
+
+
+def assert_matches_reference(masks: Tensor, boxes: Tensor, height: int, width: int, threshold: float) -> Tensor:
+    pasted = paste_masks(masks, boxes, height, width, threshold)
+    samples = _reference.paste_mask_samples(masks, boxes, height, width)
+    assert pasted.dtype == torch.uint8 and pasted.shape == (masks.shape[0], height, width)
+    differing = pasted != (samples >= threshold).to(torch.uint8)
+    near_threshold = (samples - threshold).abs() <= SAMPLE_TOLERANCE
+    assert not (differing & ~near_threshold).any(), "pasted pixels differ away from the threshold"
+    return pasted
+
+
+@pytest.mark.parametrize(("mask_size", "height", "width"), [((28, 28), 60, 80), ((2, 2), 50, 50), ((5, 9), 33, 21)])
+@pytest.mark.parametrize("threshold", [0.5, 0.3])
+def test_matches_reference(mask_size: Tuple[int, int], height: int, width: int, threshold: float) -> None:
+    masks = random_masks(25, *mask_size, seed=height)
+    boxes = random_boxes(25, height, width, seed=width)
+    pasted = assert_matches_reference(masks, boxes, height, width, threshold)
+    assert pasted.any()
+
+
+def test_hand_computed_two_by_two_mask() -> None:
+    # A 2x2 mask of ones in the box [2, 6) x [2, 6) of an 8x8 image: cells are 2 px wide, so pixel x samples
+    # u = (x + 0.5 - 2) / 2 - 0.5 = -0.75, -0.25, 0.25, 0.75, 1.25, 1.75 for x = 1..6, and the zero padding
+    # weighs the sample down to 0.25, 0.75, 1, 1, 0.75, 0.25 along each axis.
+    masks, boxes = torch.ones(1, 2, 2), torch.tensor([[2.0, 2.0, 6.0, 6.0]])
+    inside = torch.zeros(8, 8, dtype=torch.uint8)
+    inside[2:6, 2:6] = 1  # 0.75 * 0.75 = 0.5625 at the box corners
+    assert torch.equal(paste_masks(masks, boxes, 8, 8, 0.5)[0], inside)
+    assert torch.equal(paste_masks(masks, boxes, 8, 8, 0.3)[0], inside)  # 0.25 outside the box stays off
+    centre = torch.zeros(8, 8, dtype=torch.uint8)
+    centre[3:5, 3:5] = 1
+    assert torch.equal(paste_masks(masks, boxes, 8, 8, 1.0)[0], centre)
+    corners_off = inside.clone()
+    corners_off[[2, 2, 5, 5], [2, 5, 2, 5]] = 0  # 0.5625 < 0.6 <= 0.75
+    assert torch.equal(paste_masks(masks, boxes, 8, 8, 0.6)[0], corners_off)
+
+
+def test_bilinear_tail_reaches_beyond_the_box_below_one_half() -> None:
+    # Cells 8 px wide: half a cell of bilinear tail extends past the box, which only a threshold below 0.5 sees.
+    masks, boxes = torch.ones(1, 2, 2), torch.tensor([[0.0, 0.0, 16.0, 16.0]])
+    u = (torch.arange(20, dtype=torch.float64) + 0.5) / 16 * 2 - 0.5
+    weight = torch.minimum(u + 1, 2 - u).clamp(0, 1)  # all-ones mask with zero padding
+    expected = weight[:, None] * weight[None, :]
+    for threshold in (0.5, 0.3):
+        pasted = paste_masks(masks, boxes, 20, 20, threshold)[0]
+        assert torch.equal(pasted, (expected >= threshold).to(torch.uint8))
+    assert paste_masks(masks, boxes, 20, 20, 0.3)[0, 5, 16:].tolist() == [1, 1, 0, 0]  # x = 16, 17 lie outside
+    assert paste_masks(masks, boxes, 20, 20, 0.5)[0, 5, 15:].tolist() == [1, 0, 0, 0, 0]
+
+
+def test_degenerate_and_off_image_boxes() -> None:
+    masks = torch.ones(6, 4, 4)
+    boxes = torch.tensor(
+        [
+            [5.0, 5.0, 5.0, 9.0],  # zero width
+            [5.0, 9.0, 9.0, 2.0],  # negative height
+            [float("nan"), 1.0, 4.0, 4.0],  # not finite
+            [-30.0, -30.0, -20.0, -20.0],  # fully off the image
+            [12.0, -3.0, 30.0, 4.0],  # partly off the image
+            [3.2, 3.3, 3.7, 3.6],  # smaller than a pixel
+        ]
+    )
+    pasted = assert_matches_reference(masks, boxes, 16, 16, 0.5)
+    assert pasted[:4].sum() == 0
+    # Cells of the partly visible box are 4.5 x 1.75 px: its border pixels sample below 0.5 (e.g. 0.61 * 0.79).
+    assert pasted[4, :4, 13:].all() and pasted[4, 4:].sum() == 0 and pasted[4, :, :12].sum() == 0
+    # A sub-pixel box still sets the one pixel whose centre (3.5, 3.5) it covers.
+    assert pasted[5].nonzero().tolist() == [[3, 3]]
+
+
+def test_empty_inputs() -> None:
+    assert paste_masks(torch.zeros(0, 28, 28), torch.zeros(0, 4), 30, 40).shape == (0, 30, 40)
+    assert paste_masks(torch.ones(2, 28, 28), torch.tensor([[0.0, 0.0, 5.0, 5.0]] * 2), 0, 40).shape == (2, 0, 40)
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float64])
+def test_other_dtypes(dtype: torch.dtype) -> None:
+    masks = random_masks(10, 14, 14, seed=1, dtype=dtype)
+    assert_matches_reference(masks, random_boxes(10, 40, 50, seed=2), 40, 50, 0.5)
+
+
+def test_non_contiguous_inputs() -> None:
+    masks = random_masks(8, 28, 28, seed=3).transpose(1, 2)
+    boxes = torch.cat([random_boxes(8, 45, 45, seed=4), torch.zeros(8, 3)], dim=1)[:, :4]
+    assert not masks.is_contiguous() and not boxes.is_contiguous()
+    expected = paste_masks(masks.contiguous(), boxes.contiguous(), 45, 45)
+    assert torch.equal(paste_masks(masks, boxes, 45, 45), expected)
+    assert_matches_reference(masks, boxes, 45, 45, 0.5)
+
+
+def test_large_image_keeps_sub_pixel_precision() -> None:
+    # Pixel coordinates in the thousands with small boxes: positions are formed in float64.
+    masks = random_masks(2, 28, 28, seed=5)
+    boxes = torch.tensor([[3001.3, 20.2, 3013.9, 31.1], [3070.0, 10.5, 3099.0, 19.0]], dtype=torch.float64)
+    assert assert_matches_reference(masks, boxes, 40, 3100, 0.5).any()
+    assert assert_matches_reference(masks, boxes[:, [1, 0, 3, 2]], 3100, 40, 0.5).any()
+
+
+@pytest.mark.parametrize(
+    ("r", "mask_size", "threshold"), [(3, (28, 28), 0.5), (2, (5, 7), 0.3), (1, (1, 1), 1.0), (0, (28, 28), 0.5)]
+)
+def test_opcheck(r: int, mask_size: Tuple[int, int], threshold: float) -> None:
+    masks, boxes = random_masks(r, *mask_size, seed=6), random_boxes(r, 20, 24, seed=7)
+    assert_opcheck(torch.ops.pysalient.paste_masks.default, (masks, boxes, 20, 24, threshold))
+
+
+@pytest.mark.parametrize(
+    ("masks", "boxes", "height", "threshold", "message"),
+    [
+        (torch.zeros(3, 28), torch.zeros(3, 4), 10, 0.5, r"masks must be a 3-D tensor \[R, Mh, Mw\]"),
+        (torch.zeros(3, 28, 28, dtype=torch.uint8), torch.zeros(3, 4), 10, 0.5, "floating-point"),
+        (torch.zeros(3, 28, 28), torch.zeros(3, 5), 10, 0.5, r"boxes must have shape \[R, 4\]"),
+        (torch.zeros(3, 28, 28), torch.zeros(2, 4), 10, 0.5, "masks has 3 RoIs but boxes has 2 rows"),
+        (torch.zeros(3, 0, 28), torch.zeros(3, 4), 10, 0.5, "at least 1x1"),
+        (torch.zeros(3, 28, 28), torch.zeros(3, 4), -1, 0.5, "non-negative"),
+        (torch.zeros(3, 28, 28), torch.zeros(3, 4), 10, 0.0, r"threshold must be in \(0, 1\]"),
+        (torch.zeros(3, 28, 28), torch.zeros(3, 4), 10, 1.5, r"threshold must be in \(0, 1\]"),
+    ],
+)
+def test_bad_inputs_raise(masks: Tensor, boxes: Tensor, height: int, threshold: float, message: str) -> None:
+    with pytest.raises(RuntimeError, match=f"pysalient::paste_masks: .*{message}"):
+        paste_masks(masks, boxes, height, 12, threshold)
+
+
+def test_torchscript_round_trip() -> None:
+    masks, boxes = random_masks(6, 28, 28, seed=8), random_boxes(6, 30, 40, seed=9)
+    loaded = scripted_round_trip(PasteMasks(0.4))
+    assert torch.equal(loaded(masks, boxes, 30, 40), paste_masks(masks, boxes, 30, 40, 0.4))
+
+
+class PasteIntoImage(nn.Module):
+    """Pastes RoI masks at the size of the image they belong to (image size and RoI count are dynamic)."""
+
+    def forward(self, masks: Tensor, boxes: Tensor, image: Tensor) -> Tensor:
+        return paste_masks(masks, boxes, image.shape[0], image.shape[1], 0.5)
+
+
+def test_torch_export_with_dynamic_sizes() -> None:
+    count = torch.export.Dim("count")
+    height, width = torch.export.Dim("height", min=2, max=4096), torch.export.Dim("width", min=2, max=4096)
+    module = PasteIntoImage()
+    args = (random_masks(7, 28, 28, seed=10), random_boxes(7, 30, 40, seed=11), torch.zeros(30, 40, 3))
+    program = exported_module(module, args, dynamic_shapes=({0: count}, {0: count}, {0: height, 1: width}))
+    other = (random_masks(3, 28, 28, seed=12), random_boxes(3, 57, 23, seed=13), torch.zeros(57, 23, 3))
+    assert torch.equal(program(*other), module(*other))
