@@ -58,9 +58,7 @@ def verify_file(path: Path, sha256: Optional[str], name: Optional[str] = None) -
     if sha256 is not None and actual != sha256.lower():
         raise ValueError(f"sha256 mismatch for {path}: expected {sha256.lower()}, got {actual}")
     if match is not None and not actual.startswith(match.group(1)):
-        raise ValueError(
-            f"sha256 of {path} is {actual}, not matching the prefix {match.group(1)} in its name"
-        )
+        raise ValueError(f"sha256 of {path} is {actual}, not matching the prefix {match.group(1)} in its name")
 
 
 def resolve_weights(location: str, sha256: Optional[str] = None, progress: bool = False) -> Path:

@@ -124,4 +124,3 @@ def _is_pil_image(source: Any) -> bool:
     except ImportError:
         return False
     return isinstance(source, Image.Image)
-

@@ -1,0 +1,27 @@
+"""Model families; one sub-package per family (``pysalient.models.sparseinst``, ...).
+
+Importing this package registers every family and its named entries with :mod:`.registry`.
+"""
+
+from pysalient.models.registry import (
+    FamilySpec,
+    ModelEntry,
+    WeightsSpec,
+    get_family,
+    get_model_entry,
+    list_models,
+    register_family,
+    register_model,
+)
+from pysalient.models.sparseinst import entries as _sparseinst_entries  # noqa: F401  (registration)
+
+__all__ = [
+    "FamilySpec",
+    "ModelEntry",
+    "WeightsSpec",
+    "get_family",
+    "get_model_entry",
+    "list_models",
+    "register_family",
+    "register_model",
+]

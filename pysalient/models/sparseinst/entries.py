@@ -1,0 +1,85 @@
+"""Registers the SparseInst family and its named architectures with :mod:`pysalient.models.registry`."""
+
+from __future__ import annotations
+
+from typing import Any, Dict, List, Mapping, Optional, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from pysalient.models.registry import FamilySpec, register_family, register_model
+from pysalient.models.sparseinst import config as presets
+from pysalient.models.sparseinst.config import SparseInstConfig
+from pysalient.models.sparseinst.convert import CLASS_SCORE_KEY, convert_official_checkpoint, load_official_checkpoint
+from pysalient.models.sparseinst.model import SparseInst, build_sparseinst
+from pysalient.models.sparseinst.postprocess import postprocess
+from pysalient.models.sparseinst.preprocess import pad_and_batch, preprocess_image
+
+
+def detect(
+    model: SparseInst, images: Sequence[np.ndarray], conf: float, imgsz: Optional[int], max_det: int
+) -> List[Dict[str, Any]]:
+    """Runs SparseInst on BGR uint8 [H, W, 3] images as ONE padded batch.
+
+    Args:
+        model: the network (its device is used).
+        images: OpenCV-convention images of any sizes.
+        conf: class-score threshold (strict).
+        imgsz: shortest side after resizing; the config's ``min_size_test`` when None.
+        max_det: at most this many instances per image.
+
+    Returns:
+        Per image: ``masks`` bool [K, H, W], ``boxes`` float [K, 4], ``scores`` [K], ``labels`` int64 [K].
+    """
+    config: SparseInstConfig = model.config
+    device = next(model.parameters()).device
+    normalized, original_sizes = [], []
+    for image in images:
+        rgb = torch.from_numpy(np.ascontiguousarray(image[:, :, ::-1]))
+        tensor, _ = preprocess_image(rgb, config, min_size=imgsz)
+        normalized.append(tensor.to(device))
+        original_sizes.append((int(image.shape[0]), int(image.shape[1])))
+    batch, image_sizes = pad_and_batch(normalized, config.size_divisibility)
+    with torch.inference_mode():
+        outputs = model(batch)
+    padded_hw = (int(batch.shape[-2]), int(batch.shape[-1]))
+    return postprocess(
+        outputs,
+        image_sizes,
+        padded_hw,
+        original_sizes,
+        conf=conf,
+        mask_threshold=config.mask_threshold,
+        max_det=max_det,
+    )
+
+
+def load_weights(model: nn.Module, checkpoint: Mapping[str, Any], strict: bool) -> Any:
+    """Loads a pysalient or official (detectron2-format) SparseInst state dict; see ``load_official_checkpoint``."""
+    return load_official_checkpoint(model, checkpoint, strict=strict)
+
+
+def num_classes_in(checkpoint: Mapping[str, Any]) -> Optional[int]:
+    """Rows of the class-score layer of a loaded checkpoint (None if it has no such layer)."""
+    state, _ = convert_official_checkpoint(checkpoint)
+    weight = state.get(CLASS_SCORE_KEY)
+    return None if weight is None else int(weight.shape[0])
+
+
+FAMILY = register_family(
+    FamilySpec(
+        name="sparseinst",
+        build=build_sparseinst,
+        config_from_dict=SparseInstConfig.from_dict,
+        load_weights=load_weights,
+        num_classes_in=num_classes_in,
+        detect=detect,
+    )
+)
+
+# The light model is the family default: issue 4 trains it on SynthSIS and ships its weights with the package.
+register_model("sparseinst_mbv2_tiny", family="sparseinst", default=True)(presets.sparseinst_mbv2_tiny)
+register_model("sparseinst_r50_giam", family="sparseinst")(presets.sparseinst_r50_giam)
+register_model("sparseinst_r50_base", family="sparseinst")(presets.sparseinst_r50_base)
+register_model("sparseinst_r50_giam_soft", family="sparseinst")(presets.sparseinst_r50_giam_soft)

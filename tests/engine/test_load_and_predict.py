@@ -1,0 +1,146 @@
+"""pysalient.load and SalientModel.predict: names, checkpoints, official weights, sources, batching."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+import pysalient
+from pysalient.engine.checkpoint import atomic_torch_save
+from pysalient.models.sparseinst import build_sparseinst, preset_config
+from tests.fixtures import load_fixture
+
+
+def small_model(num_classes: int = 1) -> pysalient.engine.model.SalientModel:
+    with pytest.warns(UserWarning, match="randomly initialised"):
+        model = pysalient.load("sparseinst_mbv2_tiny", device="cpu", num_classes=num_classes)
+    # Make the random model confident everywhere so predictions are non-empty and masks non-trivial.
+    torch.nn.init.constant_(model.network.decoder.inst_branch.cls_score.bias, 5.0)
+    torch.nn.init.constant_(model.network.decoder.inst_branch.objectness.bias, 5.0)
+    return model
+
+
+def random_image(height: int, width: int, seed: int) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 256, (height, width, 3), dtype=np.uint8)
+
+
+def test_registry_names_and_family_default() -> None:
+    names = pysalient.list_models()
+    assert {"sparseinst_r50_giam", "sparseinst_r50_base", "sparseinst_mbv2_tiny"} <= set(names)
+    model = small_model()
+    assert model.name == "sparseinst_mbv2_tiny" and model.names == {0: "salient"}
+    with pytest.raises(ValueError, match="unknown model 'maskrcnn'"):
+        pysalient.load("maskrcnn")
+
+
+def test_predict_returns_results_at_the_original_size() -> None:
+    model = small_model()
+    image = random_image(75, 130, 0)
+    (result,) = model.predict(image, conf=0.1, imgsz=64)
+    assert result.masks.shape[1:] == (75, 130) and result.masks.dtype == torch.bool
+    assert len(result) > 0 and torch.all(result.scores[:-1] >= result.scores[1:])
+    assert torch.all(result.scores > 0.1) and len(result) <= model.config.max_det
+    nonempty = result.masks.flatten(1).any(dim=1)
+    assert torch.equal(result.boxes[nonempty], pysalient.structures.masks_to_boxes(result.masks[nonempty]))
+    assert result.orig_img is image
+
+
+def test_batched_prediction_is_one_forward_and_matches_single_images() -> None:
+    model = small_model()
+    calls = []
+    model.network.register_forward_hook(lambda module, inputs, outputs: calls.append(tuple(inputs[0].shape)))
+    # Different sizes that resize (shortest side 64) and pad to the same 64x96 input: batching must not change
+    # anything. (Images padded to different sizes legitimately differ: the pyramid pooling sees the padding.)
+    images = [random_image(64, 96, 1), random_image(60, 88, 2), random_image(100, 140, 3)]
+    single = [model.predict(image, conf=0.1, imgsz=64)[0] for image in images]
+    calls.clear()
+    batched = model.predict(images, conf=0.1, imgsz=64, batch=3)
+    assert calls == [(3, 3, 64, 96)]
+    for one, many in zip(single, batched):
+        assert torch.equal(one.masks, many.masks)
+        torch.testing.assert_close(many.scores, one.scores, atol=1e-6, rtol=0)
+    mixed = model.predict([random_image(64, 96, 4), random_image(120, 50, 5)], conf=0.1, imgsz=64, batch=2)
+    assert [result.image_size for result in mixed] == [(64, 96), (120, 50)] and calls[-1] == (2, 3, 160, 96)
+
+
+def test_stream_and_every_source_type(tmp_path) -> None:
+    model = small_model()
+    image = random_image(40, 60, 4)
+    cv2.imwrite(str(tmp_path / "x.png"), image)
+    stream = model.predict(tmp_path, conf=0.1, imgsz=64, stream=True)
+    assert not isinstance(stream, list)
+    (from_file,) = list(stream)
+    from_tensor = model.predict(torch.from_numpy(image[:, :, ::-1].copy()).permute(2, 0, 1), conf=0.1, imgsz=64)[0]
+    from_array = model.predict(image, conf=0.1, imgsz=64)[0]
+    for other in (from_tensor, from_array):
+        assert torch.equal(other.masks, from_file.masks) and torch.equal(other.scores, from_file.scores)
+    assert from_file.path.endswith("x.png")
+
+
+def test_tiny_and_grayscale_images_are_handled() -> None:
+    model = small_model()
+    (tiny,) = model.predict(random_image(1, 1, 5), conf=0.1, imgsz=64)
+    assert tiny.masks.shape[1:] == (1, 1)
+    (gray,) = model.predict(random_image(30, 40, 6)[:, :, 0], conf=0.1, imgsz=64)
+    assert gray.masks.shape[1:] == (30, 40)
+    with pytest.raises(ValueError, match="batch must be >= 1"):
+        model.predict(random_image(8, 8, 7), batch=0)
+
+
+def test_save_and_load_round_trip(tmp_path) -> None:
+    model = small_model(num_classes=3)
+    path = model.save(tmp_path / "model.pth")
+    loaded = pysalient.load(path, device="cpu")
+    assert loaded.names == {0: "class_0", 1: "class_1", 2: "class_2"} and loaded.name == model.name
+    image = random_image(50, 50, 8)
+    first, second = model.predict(image, conf=0.05, imgsz=64)[0], loaded.predict(image, conf=0.05, imgsz=64)[0]
+    assert torch.equal(first.masks, second.masks) and torch.equal(first.scores, second.scores)
+    with pytest.raises(ValueError, match="predicts 3 classes, not num_classes=1"):
+        pysalient.load(path, num_classes=1)
+
+
+def test_official_checkpoint_loads_with_class_count_and_reports_problems(tmp_path) -> None:
+    config = preset_config("sparseinst_mbv2_tiny", num_classes=80)
+    state = build_sparseinst(config).state_dict()
+    official = tmp_path / "official.pth"
+    atomic_torch_save({"model": {f"module.{k}": v for k, v in state.items()}, "iteration": 10}, official)
+    model = pysalient.load("sparseinst_mbv2_tiny", weights=official, device="cpu")
+    assert len(model.names) == 80 and model.names[0] == "person"
+    with pytest.raises(ValueError, match="predicts 80 classes, not num_classes=1"):
+        pysalient.load("sparseinst_mbv2_tiny", weights=official, num_classes=1)
+    broken = dict(state)
+    broken.pop("encoder.fusion.weight")
+    broken["decoder.extra.weight"] = torch.zeros(1)
+    atomic_torch_save(broken, tmp_path / "broken.pth")
+    with pytest.raises(ValueError, match=r"missing keys \[encoder.fusion.weight\].*unexpected keys \[decoder.extra"):
+        pysalient.load("sparseinst_mbv2_tiny", weights=tmp_path / "broken.pth")
+    with pytest.raises(ValueError, match="not a pysalient checkpoint"):
+        pysalient.load(official)
+
+
+def test_checkpoint_of_another_family_or_garbage_is_rejected(tmp_path) -> None:
+    atomic_torch_save({"backbone.stem.conv1.weight": torch.zeros(1)}, tmp_path / "backbone_only.pth")
+    with pytest.raises(ValueError, match="not a SparseInst checkpoint"):
+        pysalient.load("sparseinst_r50_giam", weights=tmp_path / "backbone_only.pth")
+    (tmp_path / "garbage.pth").write_bytes(b"not a checkpoint")
+    with pytest.raises(ValueError, match="cannot read checkpoint"):
+        pysalient.load("sparseinst_r50_giam", weights=tmp_path / "garbage.pth")
+    with pytest.raises(FileNotFoundError):
+        pysalient.load("sparseinst_r50_giam", weights=tmp_path / "absent.pth")
+
+
+def test_official_r50_giam_weights_predict_like_the_official_pipeline(tmp_path) -> None:
+    fixture = load_fixture("sparseinst_r50_giam_official.pt")
+    official = tmp_path / "sparse_inst_r50_giam_fixture.pth"
+    atomic_torch_save({"model": fixture["state_dict"]}, official)
+    model = pysalient.load("sparseinst_r50_giam", weights=official, device="cpu")
+    bgr = np.ascontiguousarray(fixture["image_rgb"].numpy()[:, :, ::-1])
+    (result,) = model.predict(bgr, max_det=100)
+    expected = fixture["instances"]
+    order = torch.sort(expected["scores"], descending=True, stable=True).indices
+    assert len(result) == 100
+    assert torch.equal(result.labels, expected["pred_classes"][order])
+    torch.testing.assert_close(result.scores, expected["scores"][order], atol=1e-5, rtol=0)
+    assert (result.masks != expected["pred_masks"][order]).float().mean() <= 1e-4
