@@ -89,6 +89,23 @@ def test_missing_library_falls_back_to_references_with_one_warning() -> None:
     assert result.stdout.strip() == "[0, 2]"
 
 
+def test_reference_fallback_matches_native_for_every_op(tmp_path: Path) -> None:
+    from tests.ops.fallback_cases import run_all
+
+    out = tmp_path / "fallback.pt"
+    result = run_python(
+        f"from tests.ops.fallback_cases import run_all; import torch; torch.save(run_all(), {str(out)!r})",
+        PYSALIENT_DISABLE_NATIVE="1",
+    )
+    assert result.returncode == 0, result.stderr
+    fallback = torch.load(out, weights_only=True)
+    native = run_all()
+    assert set(fallback) == set(native)
+    for name in native:
+        # Float results agree to rounding; integer results (indices, uint8 masks, resized pixels) exactly.
+        torch.testing.assert_close(fallback[name], native[name], atol=1e-5, rtol=1e-5, msg=name)
+
+
 def test_disable_switch_reports_its_reason() -> None:
     result = run_python(
         "from pysalient import ops; print(ops.has_native(), ops.native_load_error())",
