@@ -1,0 +1,33 @@
+"""Datasets, transforms and loaders: COCO json, the ISOD raw format and the SynthSIS generator.
+
+Every dataset yields the same sample dict (see :mod:`pysalient.data.sample`)::
+
+    {"image": uint8 [H, W, 3] BGR, "masks": bool [K, H, W], "labels": int64 [K],
+     "boxes": float32 [K, 4] xyxy, "image_id": int, "file_name": str}
+"""
+
+from pysalient.data import transforms
+from pysalient.data.coco import CocoInstanceDataset
+from pysalient.data.isod import IsodInstanceDataset, isod_to_coco
+from pysalient.data.loader import EpochSampler, build_loader, iterate_batches
+from pysalient.data.sample import InstanceDataset, boxes_from_masks
+from pysalient.data.synthsis import render_sample, synthesize
+from pysalient.data.transforms import Compose, RandomCrop, RandomFlip, ResizeShortestEdge
+
+__all__ = [
+    "CocoInstanceDataset",
+    "Compose",
+    "EpochSampler",
+    "InstanceDataset",
+    "IsodInstanceDataset",
+    "RandomCrop",
+    "RandomFlip",
+    "ResizeShortestEdge",
+    "boxes_from_masks",
+    "build_loader",
+    "isod_to_coco",
+    "iterate_batches",
+    "render_sample",
+    "synthesize",
+    "transforms",
+]
