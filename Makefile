@@ -1,10 +1,10 @@
-# The two commands a new user needs: `make test` and (later) `make demo`. Both create/use .venv.
+# The two commands a new user needs: `make demo` and `make test`. Both create/use .venv.
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: install test lint bench
+.PHONY: install test demo lint bench cpp-deps
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -16,11 +16,50 @@ install: $(PY)
 	$(PY) -m pip install --quiet "scikit-build-core>=0.10" "pybind11>=2.12" ninja cmake
 	$(PY) -m pip install --quiet --no-build-isolation -e ".[test]"
 
-test: install
+# The C++ example that tests/cpp builds reads images with OpenCV's C++ library (Debian/Ubuntu libopencv-dev).
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+cpp-deps:
+	@pkg-config --exists opencv4 2>/dev/null || { $(SUDO) apt-get update && \
+		$(SUDO) DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends libopencv-dev pkg-config; }
+
+test: install cpp-deps
 	$(PY) -m pytest -q tests $(PYTEST_ARGS)
+	@if command -v $(NVCC) >/dev/null 2>&1; then $(CUDA_CHECK); else echo "nvcc not found: CUDA compile check skipped"; fi
+
+# A SynthSIS test split (a seed the default weights never saw), evaluated and visualised with the default model.
+DEMO_DIR ?= runs/demo
+demo: install
+	$(PY) -m pysalient data synth --out $(DEMO_DIR)/data --test 40 --size 256 --seed 11
+	$(PY) -m pysalient eval --data $(DEMO_DIR)/data/annotations/test.json --save-dir $(DEMO_DIR)/eval
+	$(PY) -m pysalient predict $(DEMO_DIR)/data/images/test --save-dir $(DEMO_DIR)/predict
+	@echo "demo: metrics in $(DEMO_DIR)/eval/metrics.json, visualisations in $(DEMO_DIR)/predict/"
 
 lint: install
 	$(VENV)/bin/ruff check pysalient tests benchmarks
 
 bench: install
 	$(PY) benchmarks/bench_ops.py
+
+# ---- CUDA ----
+# cuda-check: compile-only check of every csrc/ops/*/*_cuda.cu with nvcc against the installed torch headers
+# (works with a CPU-only torch and no GPU; `make test` runs it whenever nvcc is on PATH).
+# gpu-check: on a machine with an NVIDIA GPU and a CUDA torch: build with the CUDA kernels, run the op tests on
+# both devices (a skipped CUDA case is a failure), compute-sanitizer over every kernel, the GPU benchmarks.
+.PHONY: cuda-check gpu-check
+NVCC ?= nvcc
+CUDA_CHECK = NVCC=$(NVCC) $(PY) tools/cuda_check.py
+SANITIZER ?= $(shell command -v compute-sanitizer 2>/dev/null || echo /usr/local/cuda/bin/compute-sanitizer)
+SANITIZE = $(SANITIZER) --error-exitcode 1 --print-limit 20
+
+cuda-check: install
+	$(CUDA_CHECK)
+
+gpu-check: install
+	@$(PY) -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 'gpu-check: torch sees no CUDA GPU')"
+	@$(PY) -c "from pysalient import _C; assert _C.with_cuda, 'pysalient was built without CUDA kernels (nvcc on PATH?)'; print('CUDA archs:', _C.cuda_archs)"
+	PYSALIENT_REQUIRE_CUDA=1 $(PY) -m pytest -q tests/ops $(PYTEST_ARGS)
+	@test -x "$(SANITIZER)" || { echo "gpu-check: compute-sanitizer not found (set SANITIZER=...)"; exit 1; }
+	PYTORCH_NO_CUDA_MEMORY_CACHING=1 $(SANITIZE) --tool memcheck $(PY) tools/gpu_sanitize_driver.py
+	$(SANITIZE) --tool racecheck $(PY) tools/gpu_sanitize_driver.py
+	$(SANITIZE) --tool synccheck $(PY) tools/gpu_sanitize_driver.py
+	$(PY) benchmarks/bench_ops.py --device cuda

@@ -1,12 +1,19 @@
-"""Times every native operator against its pure-PyTorch reference, with 1 and 2 threads.
+"""Times every native operator against its pure-PyTorch reference, on the CPU (1 and 2 threads) or on a GPU.
 
 Each case runs the native op (``torch.ops.pysalient.*``) and the reference from
 ``pysalient.ops._reference`` on the same inputs in the same process: median of ``--repeats`` runs after
 ``--warmup`` runs. The table is printed and, unless ``--no-write``, appended with the date and machine to
 ``benchmarks/RESULTS.md``. Timings are measurements, never test assertions.
 
+With ``--device cuda`` the inputs live on the GPU and every timed call ends with ``torch.cuda.synchronize()``;
+ops without a CUDA kernel in the loaded library are skipped. Where torchvision is installed, ``roi_align`` and
+``nms`` are also timed against ``torchvision.ops``. On CUDA the memory-bound ops (``roi_masking``,
+``paste_masks``, ``upsample_masks``) report their achieved bandwidth (bytes they must move at least: inputs read
+once, outputs written once, divided by the time) against the device's measured copy bandwidth.
+
     python benchmarks/bench_ops.py                 # full run, writes RESULTS.md
     python benchmarks/bench_ops.py --only nms      # one op
+    python benchmarks/bench_ops.py --device cuda   # on the GPU
     python benchmarks/bench_ops.py --smoke         # tiny sizes, one run: checks the script itself
 """
 
@@ -14,8 +21,10 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import os
 import platform
 import statistics
+import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,16 +46,22 @@ class Case:
     size: str
     native: Callable[[], Any]
     reference: Callable[[], Any]
+    torchvision: Optional[Callable[[], Any]] = None  # the same computation by torchvision.ops, when installed
+    bytes_needed: int = 0  # memory-bound ops: bytes read and written at least (0: not reported)
 
 
-def median_milliseconds(function: Callable[[], Any], repeats: int, warmup: int) -> float:
+def median_milliseconds(
+    function: Callable[[], Any], repeats: int, warmup: int, synchronize: Callable[[], None] = lambda: None
+) -> float:
     """Median wall time of ``function`` in milliseconds over ``repeats`` runs after ``warmup`` runs."""
     for _ in range(warmup):
         function()
+    synchronize()
     samples = []
     for _ in range(repeats):
         start = time.perf_counter()
         function()
+        synchronize()
         samples.append((time.perf_counter() - start) * 1e3)
     return statistics.median(samples)
 
@@ -64,34 +79,54 @@ def random_boxes(count: int, image_size: float, generator: torch.Generator) -> t
     return random_rois(count, 1, image_size, generator)[:, 1:].contiguous()
 
 
-def build_cases(smoke: bool) -> List[Case]:
-    """Realistic sizes (issue 2); ``smoke`` shrinks every case to a few elements."""
+def nbytes(*tensors: torch.Tensor) -> int:
+    return sum(t.numel() * t.element_size() for t in tensors)
+
+
+def torchvision_ops() -> Optional[Any]:
+    """torchvision.ops when torchvision is installed (comparison only; pysalient never depends on it)."""
+    try:
+        import torchvision.ops
+    except Exception:  # a missing and a broken install (ABI mismatch) both mean "not available"
+        return None
+    return torchvision.ops
+
+
+def build_cases(smoke: bool, device: str = "cpu") -> List[Case]:
+    """Realistic sizes (issue 2) on ``device``; ``smoke`` shrinks every case to a few elements."""
     g = torch.Generator().manual_seed(0)
     scale = 8 if smoke else 1
     native = torch.ops.pysalient
+    vision = torchvision_ops()
     cases: List[Case] = []
 
+    def on(tensor: torch.Tensor) -> torch.Tensor:
+        return tensor.to(device)
+
     # S4Net RoIMasking on the stride-8 map of a 640x640 image.
-    features = torch.randn(1, 256 // scale, 80 // scale, 80 // scale, generator=g)
-    rois = random_rois(100 // scale, 1, 640 / scale, g)
+    features = on(torch.randn(1, 256 // scale, 80 // scale, 80 // scale, generator=g))
+    rois = on(random_rois(100 // scale, 1, 640 / scale, g))
     cases.append(
         Case(
             "roi_masking",
             f"{rois.shape[0]} RoIs, {tuple(features.shape)}, ternary",
             lambda: native.roi_masking(features, rois, 0.125, 1 / 3, 2),
             lambda: _reference.roi_masking(features, rois, 0.125, 1 / 3, 2),
+            bytes_needed=nbytes(features, rois) + rois.shape[0] * nbytes(features[0]),
         )
     )
 
     # InstanceFCN assembling: k=5 (25 score maps), 21x21 windows at stride 8.
-    score_maps = torch.randn(1, 25, 80 // scale, 80 // scale, generator=g)
-    windows = torch.stack(
-        [
-            torch.zeros(300 // scale, dtype=torch.int64),
-            torch.randint(-10, 70 // scale, (300 // scale,), generator=g),
-            torch.randint(-10, 70 // scale, (300 // scale,), generator=g),
-        ],
-        dim=1,
+    score_maps = on(torch.randn(1, 25, 80 // scale, 80 // scale, generator=g))
+    windows = on(
+        torch.stack(
+            [
+                torch.zeros(300 // scale, dtype=torch.int64),
+                torch.randint(-10, 70 // scale, (300 // scale,), generator=g),
+                torch.randint(-10, 70 // scale, (300 // scale,), generator=g),
+            ],
+            dim=1,
+        )
     )
     cases.append(
         Case(
@@ -103,10 +138,10 @@ def build_cases(smoke: bool) -> List[Case]:
     )
 
     # RDPNet multi-level RoIAlign: P3..P7 of a 640x640 image pooled at 32/16/8/4/4.
-    pyramid = [torch.randn(1, 256 // scale, 640 // s, 640 // s, generator=g) for s in (8, 16, 32, 64, 128)]
+    pyramid = [on(torch.randn(1, 256 // scale, 640 // s, 640 // s, generator=g)) for s in (8, 16, 32, 64, 128)]
     level_scales = [1 / 8, 1 / 16, 1 / 32, 1 / 64, 1 / 128]
     level_sizes = [32, 16, 8, 4, 4]
-    pyramid_rois = random_rois(100 // scale, 1, 640, g)
+    pyramid_rois = on(random_rois(100 // scale, 1, 640, g))
     cases.append(
         Case(
             "multilevel_roi_align",
@@ -121,33 +156,41 @@ def build_cases(smoke: bool) -> List[Case]:
             f"{pyramid_rois.shape[0]} RoIs, {tuple(pyramid[0].shape)}, 14x14, adaptive sampling",
             lambda: native.multilevel_roi_align(pyramid[:1], pyramid_rois, level_scales[:1], [14], -1, True),
             lambda: _reference.multilevel_roi_align(pyramid[:1], pyramid_rois, level_scales[:1], [14], -1, True),
+            torchvision=None
+            if vision is None
+            else lambda: vision.roi_align(pyramid[0], pyramid_rois, 14, level_scales[0], -1, True),
         )
     )
 
     for count in (1000, 10000):
         count //= scale
-        boxes, scores = random_boxes(count, 640, g), torch.rand(count, generator=g)
+        boxes, scores = on(random_boxes(count, 640, g)), on(torch.rand(count, generator=g))
         cases.append(
             Case(
                 "nms",
                 f"{count} boxes, IoU 0.5",
                 lambda boxes=boxes, scores=scores: native.nms(boxes, scores, 0.5),
                 lambda boxes=boxes, scores=scores: _reference.nms(boxes, scores, 0.5),
+                torchvision=None
+                if vision is None
+                else lambda boxes=boxes, scores=scores: vision.nms(boxes, scores, 0.5),
             )
         )
 
-    roi_masks = torch.rand(100 // scale, 28, 28, generator=g)
-    paste_boxes = random_boxes(100 // scale, 480 / scale, g)
+    roi_masks = on(torch.rand(100 // scale, 28, 28, generator=g))
+    paste_boxes = on(random_boxes(100 // scale, 480 / scale, g))
+    paste_hw = (480 // scale, 640 // scale)
     cases.append(
         Case(
             "paste_masks",
-            f"{roi_masks.shape[0]} masks 28x28 into {480 // scale}x{640 // scale}",
-            lambda: native.paste_masks(roi_masks, paste_boxes, 480 // scale, 640 // scale, 0.5),
-            lambda: _reference.paste_masks(roi_masks, paste_boxes, 480 // scale, 640 // scale, 0.5),
+            f"{roi_masks.shape[0]} masks 28x28 into {paste_hw[0]}x{paste_hw[1]}",
+            lambda: native.paste_masks(roi_masks, paste_boxes, paste_hw[0], paste_hw[1], 0.5),
+            lambda: _reference.paste_masks(roi_masks, paste_boxes, paste_hw[0], paste_hw[1], 0.5),
+            bytes_needed=nbytes(roi_masks, paste_boxes) + roi_masks.shape[0] * paste_hw[0] * paste_hw[1],
         )
     )
 
-    mask_logits = torch.randn(100 // scale, 80, 112, generator=g) * 4
+    mask_logits = on(torch.randn(100 // scale, 80, 112, generator=g) * 4)
     output_hw = [480 // scale, 640 // scale]
     cases.append(
         Case(
@@ -155,10 +198,12 @@ def build_cases(smoke: bool) -> List[Case]:
             f"{mask_logits.shape[0]} masks 80x112 -> padded 320x448 -> {output_hw[0]}x{output_hw[1]}",
             lambda: native.upsample_masks(mask_logits, [320, 448], [320, 427], output_hw, 0.45),
             lambda: _reference.upsample_masks(mask_logits, [320, 448], [320, 427], output_hw, 0.45),
+            # logits read, uint8 masks + float boxes [N, 4] + maskness [N] written
+            bytes_needed=nbytes(mask_logits) + mask_logits.shape[0] * (output_hw[0] * output_hw[1] + 20),
         )
     )
 
-    image = torch.randint(0, 256, (480 // scale, 640 // scale, 3), dtype=torch.uint8, generator=g)
+    image = on(torch.randint(0, 256, (480 // scale, 640 // scale, 3), dtype=torch.uint8, generator=g))
     cases.append(
         Case(
             "resize_image",
@@ -168,8 +213,8 @@ def build_cases(smoke: bool) -> List[Case]:
         )
     )
 
-    pred_logits = torch.randn(100, (160 // scale) ** 2, generator=g)
-    targets = (torch.rand(10, (160 // scale) ** 2, generator=g) > 0.7).float()
+    pred_logits = on(torch.randn(100, (160 // scale) ** 2, generator=g))
+    targets = on((torch.rand(10, (160 // scale) ** 2, generator=g) > 0.7).float())
     cases.append(
         Case(
             "dice_cost",
@@ -180,7 +225,7 @@ def build_cases(smoke: bool) -> List[Case]:
     )
 
     for rows, cols in ((100, 10), (100, 50)):
-        cost = torch.rand(rows // scale, cols // scale, generator=g, dtype=torch.float64)
+        cost = on(torch.rand(rows // scale, cols // scale, generator=g, dtype=torch.float64))
         cases.append(
             Case(
                 "linear_sum_assignment",
@@ -192,40 +237,78 @@ def build_cases(smoke: bool) -> List[Case]:
     return cases
 
 
-def run(cases: Sequence[Case], threads: Sequence[int], repeats: int, warmup: int) -> List[Dict[str, Any]]:
-    """Measures every case at every thread count; returns one row per case."""
+def has_kernel(case: Case, device: str) -> bool:
+    """Whether the loaded op library has a kernel of this case's op for ``device``."""
+    op = "multilevel_roi_align" if case.op == "roi_align" else case.op
+    key = "CUDA" if torch.device(device).type == "cuda" else "CPU"
+    return torch._C._dispatch_has_kernel_for_dispatch_key(f"pysalient::{op}", key)
+
+
+def copy_bandwidth_gb_s(device: str, smoke: bool) -> float:
+    """Device-to-device copy bandwidth (bytes read + bytes written per second), the ceiling of a memory-bound op."""
+    source = torch.empty((1 if smoke else 64) * 2**20, device=device)
+    target = torch.empty_like(source)
+    milliseconds = median_milliseconds(lambda: target.copy_(source), 3 if smoke else 20, 1, torch.cuda.synchronize)
+    return 2 * nbytes(source) / (milliseconds * 1e-3) / 1e9
+
+
+def run(
+    cases: Sequence[Case], settings: Sequence[str], repeats: int, warmup: int, device: str, copy_gb_s: float
+) -> List[Dict[str, Any]]:
+    """Measures every case in every setting ("<n>t": n CPU threads, or "cuda"); returns one row per case."""
+    synchronize = torch.cuda.synchronize if torch.device(device).type == "cuda" else (lambda: None)
+    with_torchvision = any(case.torchvision is not None for case in cases)
     rows = []
     for case in cases:
         row: Dict[str, Any] = {"op": case.op, "size": case.size}
-        for count in threads:
-            torch.set_num_threads(count)
-            row[f"reference_{count}"] = median_milliseconds(case.reference, repeats, warmup)
-            row[f"native_{count}"] = median_milliseconds(case.native, repeats, warmup)
+        for setting in settings:
+            if setting.endswith("t"):
+                torch.set_num_threads(int(setting[:-1]))
+            row[f"reference_{setting}"] = median_milliseconds(case.reference, repeats, warmup, synchronize)
+            row[f"native_{setting}"] = median_milliseconds(case.native, repeats, warmup, synchronize)
+        if case.torchvision is not None:
+            row["torchvision"] = median_milliseconds(case.torchvision, repeats, warmup, synchronize)
+        if copy_gb_s > 0 and case.bytes_needed:
+            row["bandwidth"] = case.bytes_needed / (row[f"native_{settings[-1]}"] * 1e-3) / 1e9
         rows.append(row)
-        print(format_row(row, threads), flush=True)
+        print(format_row(row, settings, with_torchvision, copy_gb_s), flush=True)
     return rows
 
 
-def table_header(threads: Sequence[int]) -> str:
+def table_header(settings: Sequence[str], with_torchvision: bool, copy_gb_s: float) -> str:
     columns = ["op", "size"]
-    for count in threads:
-        columns += [f"reference ms ({count}t)", f"native ms ({count}t)", f"speed-up ({count}t)"]
-    if len(threads) > 1:
-        columns.append(f"native {threads[-1]}t vs {threads[0]}t")
+    for setting in settings:
+        columns += [f"reference ms ({setting})", f"native ms ({setting})", f"speed-up ({setting})"]
+    if len(settings) > 1:
+        columns.append(f"native {settings[-1]} vs {settings[0]}")
+    if with_torchvision:
+        columns += ["torchvision ms", "native vs torchvision"]
+    if copy_gb_s > 0:
+        columns += ["GB/s", f"% of copy ({copy_gb_s:.0f} GB/s)"]
     return "| " + " | ".join(columns) + " |\n|" + "---|" * len(columns)
 
 
-def format_row(row: Dict[str, Any], threads: Sequence[int]) -> str:
+def format_row(row: Dict[str, Any], settings: Sequence[str], with_torchvision: bool, copy_gb_s: float) -> str:
     cells = [row["op"], row["size"]]
-    for count in threads:
-        reference, native = row[f"reference_{count}"], row[f"native_{count}"]
+    for setting in settings:
+        reference, native = row[f"reference_{setting}"], row[f"native_{setting}"]
         cells += [f"{reference:.3f}", f"{native:.3f}", f"{reference / native:.1f}x"]
-    if len(threads) > 1:
-        cells.append(f"{row[f'native_{threads[0]}'] / row[f'native_{threads[-1]}']:.2f}x")
+    if len(settings) > 1:
+        cells.append(f"{row[f'native_{settings[0]}'] / row[f'native_{settings[-1]}']:.2f}x")
+    if with_torchvision:
+        vision = row.get("torchvision")
+        native = row[f"native_{settings[-1]}"]
+        cells += ["" if vision is None else f"{vision:.3f}", "" if vision is None else f"{vision / native:.2f}x"]
+    if copy_gb_s > 0:
+        bandwidth = row.get("bandwidth")
+        cells += [
+            "" if bandwidth is None else f"{bandwidth:.0f}",
+            "" if bandwidth is None else f"{100 * bandwidth / copy_gb_s:.0f}%",
+        ]
     return "| " + " | ".join(cells) + " |"
 
 
-def machine_description() -> str:
+def machine_description(device: str) -> str:
     cpu = platform.processor() or "unknown CPU"
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -234,21 +317,40 @@ def machine_description() -> str:
                 break
     except OSError:
         pass
-    import os
+    host = f"{cpu}, {os.cpu_count()} logical cores, torch {torch.__version__}, Python {platform.python_version()}"
+    if torch.device(device).type != "cuda":
+        return host
+    properties = torch.cuda.get_device_properties(device)
+    try:
+        query = ["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader", f"--id={properties.pci_bus_id}"]
+        driver = subprocess.run(query, capture_output=True, text=True, timeout=30).stdout.strip() or "unknown"
+    except (OSError, subprocess.SubprocessError, AttributeError):
+        driver = "unknown"
+    gpu = f"{properties.name} (sm_{properties.major}{properties.minor}, {properties.total_memory / 2**30:.0f} GiB)"
+    return f"{gpu}, driver {driver}, CUDA {torch.version.cuda}; host {host}"
 
-    return f"{cpu}, {os.cpu_count()} logical cores, torch {torch.__version__}, Python {platform.python_version()}"
 
-
-def append_results(rows: List[Dict[str, Any]], threads: Sequence[int], repeats: int, note: Optional[str]) -> None:
+def append_results(
+    rows: List[Dict[str, Any]],
+    settings: Sequence[str],
+    repeats: int,
+    note: Optional[str],
+    device: str,
+    with_torchvision: bool,
+    copy_gb_s: float,
+) -> None:
     """Appends a dated section with the table to benchmarks/RESULTS.md."""
     today = datetime.date.today().isoformat()
     lines = [
-        f"\n## {today} — bench_ops.py — {machine_description()}\n",
+        f"\n## {today} — bench_ops.py --device {device} — {machine_description(device)}\n",
         f"Median of {repeats} runs after warm-up, same process; speed-up = reference / native.",
     ]
+    if copy_gb_s > 0:
+        lines.append("GB/s = bytes the op must move (inputs read once, outputs written once) / native time.")
     if note:
         lines.append(note)
-    lines += ["", table_header(threads)] + [format_row(row, threads) for row in rows]
+    header = table_header(settings, with_torchvision, copy_gb_s)
+    lines += ["", header] + [format_row(row, settings, with_torchvision, copy_gb_s) for row in rows]
     if not RESULTS_PATH.exists():
         RESULTS_PATH.write_text("# Benchmark results\n\nDated measurements written by the scripts in this folder.\n")
     with RESULTS_PATH.open("a") as handle:
@@ -259,7 +361,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeats", type=int, default=20)
     parser.add_argument("--warmup", type=int, default=3)
-    parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--threads", type=int, nargs="+", default=[1, 2], help="CPU thread counts (CPU only)")
+    parser.add_argument("--device", default="cpu", help="cpu (default) or cuda[:index]")
     parser.add_argument("--only", nargs="+", help="op names to run")
     parser.add_argument("--smoke", action="store_true", help="tiny sizes, one run each, nothing written")
     parser.add_argument("--no-write", action="store_true", help="print only; do not touch RESULTS.md")
@@ -267,13 +370,25 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parser.parse_args(argv)
     if not ops.has_native():
         raise SystemExit(f"native ops are not loaded ({ops.native_load_error()}); nothing to compare")
+    on_cuda = torch.device(args.device).type == "cuda"
+    if on_cuda and not torch.cuda.is_available():
+        raise SystemExit("--device cuda needs torch with CUDA and a visible GPU")
     if args.smoke:
         args.repeats, args.warmup, args.no_write = 1, 0, True
-    cases = [case for case in build_cases(args.smoke) if not args.only or case.op in args.only]
-    print(table_header(args.threads))
-    rows = run(cases, args.threads, args.repeats, args.warmup)
+    cases = [case for case in build_cases(args.smoke, args.device) if not args.only or case.op in args.only]
+    skipped = sorted({case.op for case in cases if not has_kernel(case, args.device)})
+    if skipped:
+        print(f"skipped (no {args.device} kernel in the loaded library): {', '.join(skipped)}")
+    cases = [case for case in cases if case.op not in skipped]
+    settings = ["cuda"] if on_cuda else [f"{count}t" for count in args.threads]
+    with_torchvision = any(case.torchvision is not None for case in cases)
+    copy_gb_s = copy_bandwidth_gb_s(args.device, args.smoke) if on_cuda else 0.0
+    if on_cuda:
+        print(f"{machine_description(args.device)}; measured copy bandwidth {copy_gb_s:.0f} GB/s")
+    print(table_header(settings, with_torchvision, copy_gb_s))
+    rows = run(cases, settings, args.repeats, args.warmup, args.device, copy_gb_s)
     if not args.no_write:
-        append_results(rows, args.threads, args.repeats, args.note)
+        append_results(rows, settings, args.repeats, args.note, args.device, with_torchvision, copy_gb_s)
         print(f"appended to {RESULTS_PATH}")
     return 0
 

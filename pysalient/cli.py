@@ -1,12 +1,217 @@
-"""Command-line interface: ``pysalient <command>``."""
+"""Command-line interface: ``pysalient predict|train|eval|models|env|data synth|export``.
+
+Each sub-command is one small function that parses nothing itself and calls the Python API. Expected failures
+(bad paths, bad values: ``ValueError``/``OSError``/``ImportError``) print ``pysalient <command>: error: ...`` on
+stderr and exit with 1, without a traceback unless ``--verbose``; argument errors exit with 2 (argparse).
+"""
 
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import platform
 import sys
-from typing import Dict, List, Optional
+import traceback
+import warnings
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Tuple, Union
+
+EXPORT_FORMATS = ("torchscript", "aoti")
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    """Entry point of the ``pysalient`` console script; returns the process exit code."""
+    args = build_parser().parse_args(argv)
+    with warnings.catch_warnings():
+        if not args.verbose:
+            warnings.showwarning = _show_warning  # one readable line instead of a source excerpt
+        try:
+            return args.handler(args)
+        except KeyboardInterrupt:
+            print(f"pysalient {args.command_name}: interrupted", file=sys.stderr)
+            return 130
+        except (ValueError, OSError, ImportError) as error:
+            if args.verbose:
+                traceback.print_exc()
+            print(f"pysalient {args.command_name}: error: {error}", file=sys.stderr)
+            return 1
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``pysalient`` argument parser with one sub-command per task."""
+    parser = argparse.ArgumentParser(prog="pysalient", description="Salient instance segmentation toolkit.")
+    parser.add_argument("--verbose", action="store_true", help="show tracebacks and library output")
+    # Sub-commands accept --verbose too; SUPPRESS keeps them from resetting the top-level value when absent.
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--verbose", action="store_true", default=argparse.SUPPRESS, help="show tracebacks")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def add(name: str, handler: Any, help_text: str, subparsers: Any = commands) -> argparse.ArgumentParser:
+        command = subparsers.add_parser(name, parents=[common], help=help_text, description=help_text)
+        full_name = name if subparsers is commands else f"data {name}"
+        command.set_defaults(handler=handler, command_name=full_name)
+        return command
+
+    predict = add("predict", _command_predict, "segment the salient instances of images; save overlays and json")
+    predict.add_argument("source", help="an image file, a directory of images or a glob pattern")
+    _add_model_arguments(predict)
+    predict.add_argument("--conf", type=float, default=0.3, help="minimum score of a kept instance (default 0.3)")
+    predict.add_argument("--imgsz", type=_positive_int, help="shortest side at inference (model default if unset)")
+    predict.add_argument("--batch", type=_positive_int, default=1, help="images per forward pass (default 1)")
+    predict.add_argument("--max-det", type=_positive_int, help="at most this many instances per image")
+    predict.add_argument("--save-dir", type=Path, help="output folder (default runs/predict/exp, auto-numbered)")
+
+    train = add("train", _command_train, "train a model from a YAML config and key=value overrides")
+    train.add_argument("--config", help="YAML file of training settings")
+    train.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="settings overriding the config file")
+
+    evaluate = add("eval", _command_eval, "COCO mask and box AP of a model on a COCO-json dataset")
+    _add_model_arguments(evaluate)
+    evaluate.add_argument("--data", required=True, help="COCO instances json of the ground truth")
+    evaluate.add_argument("--image-root", help="folder of the images (found next to the json if unset)")
+    evaluate.add_argument("--imgsz", type=_positive_int, help="shortest side at inference (model default if unset)")
+    evaluate.add_argument("--conf", type=float, help="score threshold (the model's evaluation threshold if unset)")
+    evaluate.add_argument("--batch", type=_positive_int, default=4, help="images per forward pass (default 4)")
+    evaluate.add_argument("--class-agnostic", action="store_true", default=None, help="ignore categories")
+    evaluate.add_argument("--save-dir", type=Path, help="output folder (default runs/eval/exp, auto-numbered)")
+
+    add("models", _command_models, "list the registered models and whether they have weights")
+    add("env", _command_env, "print versions of python, torch, pysalient and the op library")
+
+    data = commands.add_parser("data", help="dataset tools", description="Dataset tools.")
+    data_commands = data.add_subparsers(dest="data_command", required=True, metavar="COMMAND")
+    synth = add("synth", _command_data_synth, "generate a SynthSIS dataset (images + COCO json)", data_commands)
+    synth.add_argument("--out", type=Path, required=True, help="output folder")
+    for split in ("train", "val", "test"):
+        synth.add_argument(f"--{split}", type=_non_negative_int, default=0, help=f"images in the {split} split")
+    synth.add_argument("--size", type=_image_size, default=320, help="image size: S (square) or HxW (default 320)")
+    synth.add_argument("--seed", type=int, default=0, help="random seed; same seed, same bytes (default 0)")
+
+    export = add("export", _command_export, "export a model for deployment (TorchScript or AOTInductor)")
+    _add_model_arguments(export)
+    export.add_argument("--format", choices=EXPORT_FORMATS, required=True, help="export format")
+    export.add_argument("--output", type=Path, required=True, help="file to write (.ts or .pt2)")
+    export.add_argument("--imgsz", type=_positive_int, help="shortest side inside the graph (model default if unset)")
+    export.add_argument("--half", action="store_true", help="export in float16 (for GPUs)")
+    export.add_argument("--conf", type=float, help="score threshold inside the graph (model default if unset)")
+    export.add_argument("--max-det", type=_positive_int, help="detection cap inside the graph (model default if unset)")
+    return parser
+
+
+def _command_predict(args: argparse.Namespace) -> int:
+    from pysalient.engine.evaluator import write_json_atomic
+    from pysalient.engine.run_files import new_run_dir
+
+    model = _load_model(args)
+    save_dir = args.save_dir or new_run_dir(Path("runs") / "predict", "exp")
+    save_dir.mkdir(parents=True, exist_ok=True)
+    predictions = model.predict(
+        args.source, conf=args.conf, imgsz=args.imgsz, batch=args.batch, max_det=args.max_det, stream=True
+    )
+    images: List[Dict[str, Any]] = []
+    annotations: List[Dict[str, Any]] = []
+    used_names: Dict[str, int] = {}
+    for image_id, result in enumerate(predictions, start=1):
+        stem = Path(result.path).stem
+        used_names[stem] = used_names.get(stem, 0) + 1
+        overlay = f"{stem}.jpg" if used_names[stem] == 1 else f"{stem}_{used_names[stem]}.jpg"
+        result.save(str(save_dir / overlay))
+        height, width = result.image_size
+        images.append({"id": image_id, "file_name": result.path, "height": height, "width": width, "overlay": overlay})
+        for entry in result.to_coco(image_id):
+            annotations.append({"id": len(annotations) + 1, **entry})
+        print(f"{image_id} {result.path}: {len(result)} instance(s)")
+    categories = [{"id": label + 1, "name": name} for label, name in sorted(model.names.items())]
+    output = write_json_atomic(
+        save_dir / "predictions.json", {"images": images, "annotations": annotations, "categories": categories}
+    )
+    print(f"{len(images)} image(s): overlays in {save_dir}, detections in {output}")
+    return 0
+
+
+def _command_train(args: argparse.Namespace) -> int:
+    from pysalient.engine.trainer import main_train
+
+    run_dir = main_train(args.config, list(args.overrides))
+    print(f"training run saved in {run_dir}")
+    return 0
+
+
+def _command_eval(args: argparse.Namespace) -> int:
+    from pysalient.engine.evaluator import format_metrics, write_json_atomic
+    from pysalient.engine.run_files import new_run_dir
+
+    model = _load_model(args)
+    save_dir = args.save_dir or new_run_dir(Path("runs") / "eval", "exp")
+    save_dir.mkdir(parents=True, exist_ok=True)
+    predictions = save_dir / "predictions.json"
+    metrics = model.evaluate(
+        args.data,
+        image_root=args.image_root,
+        imgsz=args.imgsz,
+        batch=args.batch,
+        conf=args.conf,
+        save_json=predictions,
+        class_agnostic=args.class_agnostic,
+        verbose=args.verbose,
+    )
+    # Strict JSON has no NaN: metrics without ground truth (e.g. APl on a set of small objects) become null.
+    report = {
+        "model": model.name,
+        "weights": args.weights,
+        "data": str(args.data),
+        "imgsz": args.imgsz or getattr(model.config, "min_size_test", None),
+        "metrics": {name: None if math.isnan(value) else value for name, value in metrics.items()},
+    }
+    output = write_json_atomic(save_dir / "metrics.json", report)
+    print(format_metrics(metrics))
+    print(f"metrics in {output}, detections in {predictions}")
+    return 0
+
+
+def _command_models(_: argparse.Namespace) -> int:
+    from pysalient.models import get_model_entry, list_models
+
+    rows = [("name", "family", "default", "weights", "description")]
+    for name in list_models():
+        entry = get_model_entry(name)
+        try:
+            default = "yes" if get_model_entry(entry.family).name == name else ""
+        except ValueError:  # a family without a default entry
+            default = ""
+        rows.append((name, entry.family, default, _weights_status(entry.weights), entry.description))
+    widths = [max(len(row[column]) for row in rows) for column in range(4)]
+    for row in rows:
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)) + "  " + row[4])
+    return 0
+
+
+def _command_env(_: argparse.Namespace) -> int:
+    report = environment_report()
+    width = max(len(key) for key in report)
+    for key, value in report.items():
+        print(f"{key:<{width}}  {value}")
+    return 0
+
+
+def _command_data_synth(args: argparse.Namespace) -> int:
+    if args.train + args.val + args.test == 0:
+        raise ValueError("nothing to generate: ask for images with --train, --val and/or --test")
+    from pysalient.data import synthesize
+
+    paths = synthesize(args.out, train=args.train, val=args.val, test=args.test, size=args.size, seed=args.seed)
+    for split, path in paths.items():
+        print(f"{split}: {path}")
+    return 0
+
+
+def _command_export(args: argparse.Namespace) -> int:
+    model = _load_model(args)
+    options = {key: value for key, value in (("conf", args.conf), ("max_det", args.max_det)) if value is not None}
+    path = model.export(args.format, args.output, imgsz=args.imgsz, half=args.half, **options)
+    print(f"exported {model.name} ({args.format}) to {path}")
+    return 0
 
 
 def environment_report() -> Dict[str, str]:
@@ -39,27 +244,57 @@ def environment_report() -> Dict[str, str]:
     return report
 
 
-def _command_env(_: argparse.Namespace) -> int:
-    report = environment_report()
-    width = max(len(key) for key in report)
-    for key, value in report.items():
-        print(f"{key:<{width}}  {value}")
-    return 0
+def _add_model_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", default="sparseinst", help="registry name or checkpoint file (default sparseinst)")
+    parser.add_argument("--weights", help="weights for a registry name: a local file or URL")
+    parser.add_argument("--device", help="cpu, cuda, cuda:1, ... (CUDA when available if unset)")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The ``pysalient`` argument parser with one sub-command per task."""
-    parser = argparse.ArgumentParser(prog="pysalient", description="Salient instance segmentation toolkit.")
-    commands = parser.add_subparsers(dest="command", required=True)
-    env = commands.add_parser("env", help="print versions of python, torch, pysalient and the op library")
-    env.set_defaults(handler=_command_env)
-    return parser
+def _load_model(args: argparse.Namespace) -> Any:
+    import pysalient
+
+    return pysalient.load(args.model, weights=args.weights, device=args.device)
 
 
-def main(argv: Optional[List[str]] = None) -> int:
-    """Entry point of the ``pysalient`` console script."""
-    args = build_parser().parse_args(argv)
-    return args.handler(args)
+def _weights_status(weights: Any) -> str:
+    from pysalient.engine.hub import cache_dir
+    from pysalient.engine.loader import PACKAGE_DIR
+
+    if weights is None:
+        return "none (random init)"
+    if "://" in weights.url:
+        cached = (cache_dir() / Path(weights.url).name).is_file()
+        return "cached" if cached else "download"
+    location = Path(weights.url)
+    return "packaged" if (location if location.is_absolute() else PACKAGE_DIR / location).is_file() else "missing"
+
+
+def _positive_int(text: str) -> int:
+    value = _non_negative_int(text)
+    if value == 0:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}")
+    return value
+
+
+def _image_size(text: str) -> Union[int, Tuple[int, int]]:
+    parts = text.lower().split("x")
+    if len(parts) not in (1, 2) or not all(part.isdigit() and int(part) > 0 for part in parts):
+        raise argparse.ArgumentTypeError(f"expected a size S or HxW with positive integers, got {text!r}")
+    return int(parts[0]) if len(parts) == 1 else (int(parts[0]), int(parts[1]))
+
+
+def _show_warning(message: Any, category: Any, filename: str, lineno: int, file: Any = None, line: Any = None) -> None:
+    print(f"pysalient: warning: {message}", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Optional
@@ -12,6 +10,8 @@ import cv2
 import numpy as np
 import torch
 from torch import Tensor
+
+from pysalient.utils.atomic import atomic_write_bytes
 
 
 def masks_to_boxes(masks: Tensor) -> Tensor:
@@ -140,18 +140,10 @@ class Result:
     def save(self, filename: str, **plot_kwargs: Any) -> str:
         """Writes :meth:`plot` to ``filename`` (format from its extension) atomically; returns the path."""
         path = Path(filename)
-        path.parent.mkdir(parents=True, exist_ok=True)
         encoded_ok, encoded = cv2.imencode(path.suffix or ".jpg", self.plot(**plot_kwargs))
         if not encoded_ok:
             raise ValueError(f"cannot encode an image with extension {path.suffix!r}")
-        descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(descriptor, "wb") as handle:
-                handle.write(encoded.tobytes())
-            os.replace(temporary, path)
-        except BaseException:
-            Path(temporary).unlink(missing_ok=True)
-            raise
+        atomic_write_bytes(path, encoded.tobytes())
         return str(path)
 
     def to_coco(self, image_id: int, category_ids: Optional[Dict[int, int]] = None) -> List[Dict[str, Any]]:

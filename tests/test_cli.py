@@ -1,14 +1,30 @@
-"""The ``pysalient`` console script."""
+"""The ``pysalient`` console script: every command's help, real output files, clear errors."""
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
+import json
+import math
 import subprocess
 import sys
+from pathlib import Path
 
+import cv2
+import numpy as np
+import pytest
 import torch
+from pycocotools import mask as mask_utils
+from pycocotools.coco import COCO
 
 import pysalient
 from pysalient.cli import environment_report, main
+from tests.engine.test_evaluator import write_dataset
+
+COMMANDS = [["predict"], ["train"], ["eval"], ["models"], ["env"], ["data"], ["data", "synth"], ["export"]]
+HAS_SYNTHESIZE = importlib.util.find_spec("pysalient.data") is not None and hasattr(
+    importlib.import_module("pysalient.data"), "synthesize"
+)
 
 
 def test_env_report_names_versions_and_op_library(capsys) -> None:
@@ -26,3 +42,175 @@ def test_module_entry_point_runs() -> None:
     result = subprocess.run([sys.executable, "-m", "pysalient", "env"], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert "built against torch" in result.stdout
+
+
+@pytest.mark.parametrize("command", COMMANDS, ids=" ".join)
+def test_every_command_has_help(command, capsys) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main([*command, "--help"])
+    assert exit_info.value.code == 0
+    assert capsys.readouterr().out.startswith(f"usage: pysalient {' '.join(command)}")
+
+
+def test_models_lists_every_registered_entry(capsys) -> None:
+    assert main(["models"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split()[:4] == ["name", "family", "default", "weights"]
+    rows = {line.split()[0]: line for line in lines[1:]}
+    assert set(rows) == set(pysalient.list_models()) and "sparseinst_r50_giam" in rows
+    default = pysalient.engine.loader.get_model_entry("sparseinst").name
+    assert rows[default].split()[1:3] == ["sparseinst", "yes"]
+    assert rows["sparseinst_r50_giam"].split()[2] != "yes"
+
+
+def write_images(folder: Path, sizes) -> list:
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for index, (height, width) in enumerate(sizes):
+        image = np.random.default_rng(index).integers(0, 256, (height, width, 3), dtype=np.uint8)
+        cv2.rectangle(image, (width // 4, height // 4), (width // 2, height // 2), (255, 255, 255), -1)
+        paths.append(folder / f"image{index}.png")
+        cv2.imwrite(str(paths[-1]), image)
+    return paths
+
+
+def test_predict_writes_overlays_and_a_coco_like_json(tmp_path, capsys) -> None:
+    torch.manual_seed(0)
+    paths = write_images(tmp_path / "images", [(48, 64), (70, 40)])
+    save_dir = tmp_path / "out"
+    arguments = ["--model", "sparseinst_mbv2_tiny", "--imgsz", "64", "--batch", "2", "--device", "cpu"]
+    assert main(["predict", str(tmp_path / "images"), *arguments, "--conf", "0.001", "--save-dir", str(save_dir)]) == 0
+    captured = capsys.readouterr()
+    assert "pysalient: warning: sparseinst_mbv2_tiny has no trained weights" in captured.err
+    assert f"2 image(s): overlays in {save_dir}" in captured.out
+    written = json.loads((save_dir / "predictions.json").read_text())
+    assert [image["file_name"] for image in written["images"]] == [str(path) for path in paths]
+    assert written["categories"] == [{"id": 1, "name": "salient"}]
+    assert len(written["annotations"]) > 0
+    for image, path in zip(written["images"], paths):
+        overlay = cv2.imread(str(save_dir / image["overlay"]))
+        original = cv2.imread(str(path))
+        assert overlay.shape == original.shape == (image["height"], image["width"], 3)
+        ours = [entry for entry in written["annotations"] if entry["image_id"] == image["id"]]
+        for entry in ours:
+            assert entry["score"] > 0.001 and mask_utils.decode(entry["segmentation"]).shape == original.shape[:2]
+        if ours:  # instances are drawn onto the image
+            assert not np.array_equal(overlay, original)
+    # Nothing clears a near-1 threshold: the json is still written, with no annotations.
+    assert main(["predict", str(paths[0]), *arguments, "--conf", "0.9999", "--save-dir", str(save_dir)]) == 0
+    written = json.loads((save_dir / "predictions.json").read_text())
+    assert len(written["images"]) == 1 and written["annotations"] == []
+
+
+def test_predict_numbers_default_run_folders(tmp_path, monkeypatch, capsys) -> None:
+    (path,) = write_images(tmp_path, [(40, 40)])
+    monkeypatch.chdir(tmp_path)
+    for _ in range(2):
+        assert main(["predict", str(path), "--model", "sparseinst_mbv2_tiny", "--imgsz", "32", "--device", "cpu"]) == 0
+    assert (tmp_path / "runs/predict/exp/image0.jpg").is_file()
+    assert (tmp_path / "runs/predict/exp2/predictions.json").is_file()
+
+
+def test_eval_prints_a_table_and_writes_metrics_and_detections(tmp_path, capsys) -> None:
+    json_path, _ = write_dataset(tmp_path / "set")
+    save_dir = tmp_path / "eval"
+    arguments = ["eval", "--model", "sparseinst_mbv2_tiny", "--data", str(json_path), "--imgsz", "64"]
+    assert main([*arguments, "--device", "cpu", "--save-dir", str(save_dir)]) == 0
+    out = capsys.readouterr().out
+    assert out.splitlines()[0].split() == ["AP", "AP50", "AP70", "AP75", "APs", "APm", "APl"]
+    assert out.splitlines()[1].startswith("segm") and out.splitlines()[2].startswith("bbox")
+    report = json.loads((save_dir / "metrics.json").read_text())
+    assert report["model"] == "sparseinst_mbv2_tiny" and report["imgsz"] == 64
+    assert len(report["metrics"]) == 14 and report["metrics"]["APl"] is None  # no large instance: null, not NaN
+    assert all(0 <= value <= 100 for value in report["metrics"].values() if value is not None)
+    ground_truth = COCO(str(json_path))
+    ground_truth.loadRes(str(save_dir / "predictions.json"))  # a valid COCO results file of this dataset
+
+
+@pytest.mark.skipif(not HAS_SYNTHESIZE, reason="pysalient.data.synthesize is not available yet")
+def test_data_synth_writes_images_and_json_that_eval_reads(tmp_path, capsys) -> None:
+    out = tmp_path / "synth"
+    assert (
+        main(["data", "synth", "--out", str(out), "--val", "2", "--test", "1", "--size", "48x64", "--seed", "3"]) == 0
+    )
+    printed = capsys.readouterr().out
+    for split, count in (("val", 2), ("test", 1)):
+        json_path = out / "annotations" / f"{split}.json"
+        assert f"{split}: " in printed and json_path.is_file()
+        dataset = json.loads(json_path.read_text())
+        assert len(dataset["images"]) == count and dataset["annotations"]
+        for image in dataset["images"]:
+            assert cv2.imread(str(out / "images" / image["file_name"])).shape == (48, 64, 3)
+    assert not (out / "annotations" / "train.json").exists()
+    arguments = ["eval", "--model", "sparseinst_mbv2_tiny", "--data", str(out / "annotations" / "val.json")]
+    assert main([*arguments, "--imgsz", "48", "--device", "cpu", "--save-dir", str(tmp_path / "eval")]) == 0
+    metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())["metrics"]
+    assert not math.isnan(metrics["AP50"] or 0.0)
+
+
+@pytest.mark.parametrize(
+    "arguments, message",
+    [
+        (["predict"], "the following arguments are required: source"),
+        (["predict", "x.png", "--batch", "0"], "argument --batch: expected a positive integer, got '0'"),
+        (["eval", "--model", "sparseinst"], "the following arguments are required: --data"),
+        (["data", "synth", "--out", "d", "--size", "0x5"], "expected a size S or HxW with positive integers"),
+        (["data", "synth", "--out", "d", "--train", "-1"], "expected a non-negative integer, got '-1'"),
+        (["export", "--format", "onnx", "--output", "m.onnx"], "argument --format: invalid choice: 'onnx'"),
+        (["segment"], "invalid choice: 'segment'"),
+    ],
+)
+def test_bad_arguments_exit_with_2_and_say_why(arguments, message, capsys) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(arguments)
+    assert exit_info.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_runtime_errors_exit_with_1_without_traceback_unless_verbose(tmp_path, capsys) -> None:
+    missing = str(tmp_path / "missing.json")
+    assert main(["eval", "--model", "sparseinst_mbv2_tiny", "--data", missing, "--device", "cpu"]) == 1
+    err = capsys.readouterr().err
+    assert f"pysalient eval: error: COCO json not found: {missing}" in err and "Traceback" not in err
+    with pytest.warns(UserWarning, match="randomly initialised"):  # --verbose keeps Python's warning display
+        assert main(["predict", str(tmp_path / "none.png"), "--model", "sparseinst_mbv2_tiny", "--verbose"]) == 1
+    err = capsys.readouterr().err
+    assert "Traceback" in err and "pysalient predict: error: image source not found" in err
+    assert main(["data", "synth", "--out", str(tmp_path / "d")]) == 1
+    assert "nothing to generate" in capsys.readouterr().err
+    assert main(["predict", str(tmp_path), "--model", "maskrcnn"]) == 1
+    assert "pysalient predict: error: unknown model 'maskrcnn'" in capsys.readouterr().err
+
+
+def test_train_passes_the_config_file_and_overrides_to_the_trainer(tmp_path, monkeypatch, capsys) -> None:
+    # A real run is covered by the trainer's tests (even one iteration costs tens of seconds on 2 busy cores).
+    from pysalient.engine import trainer
+
+    calls = []
+
+    def fake_main_train(config_path, overrides):
+        calls.append((config_path, overrides))
+        return tmp_path / "runs" / "train" / "exp3"
+
+    monkeypatch.setattr(trainer, "main_train", fake_main_train)
+    assert main(["train", "--config", "recipe.yaml", "lr=1e-3", "train_sizes=[256,288]"]) == 0
+    assert main(["train"]) == 0
+    assert calls == [("recipe.yaml", ["lr=1e-3", "train_sizes=[256,288]"]), (None, [])]
+    assert f"training run saved in {tmp_path / 'runs' / 'train' / 'exp3'}" in capsys.readouterr().out
+
+
+def test_train_reports_bad_settings_by_name(tmp_path, capsys) -> None:
+    assert main(["train", "bogus_key=1", f"project={tmp_path}"]) == 1
+    assert "pysalient train: error: unknown TrainConfig keys ['bogus_key']" in capsys.readouterr().err
+    assert main(["train", "--config", str(tmp_path / "missing.yaml")]) == 1
+    assert "missing.yaml" in capsys.readouterr().err
+
+
+def test_export_writes_a_torchscript_file_that_load_runs(tmp_path, capsys) -> None:
+    output = tmp_path / "model.ts"
+    arguments = ["export", "--model", "sparseinst_mbv2_tiny", "--format", "torchscript", "--output", str(output)]
+    assert main([*arguments, "--imgsz", "64", "--conf", "0.2", "--max-det", "7", "--device", "cpu"]) == 0
+    assert f"to {output}" in capsys.readouterr().out
+    (path,) = write_images(tmp_path, [(50, 70)])
+    (result,) = pysalient.load(str(output), device="cpu").predict(str(path))
+    assert result.image_size == (50, 70) and len(result) <= 7 and bool((result.scores > 0.2).all())

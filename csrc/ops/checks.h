@@ -44,4 +44,9 @@ inline void check_roi_batch_indices(const at::Tensor& rois, int64_t batch_size, 
               ", ", hi, "] but the batch has ", batch_size, " image(s)");
 }
 
+// The CUDA kernels' counterpart of check_cpu.
+inline void check_cuda(const at::Tensor& t, const char* op, const char* name) {
+  TORCH_CHECK(t.device().is_cuda(), op, ": ", name, " must be a CUDA tensor for the CUDA kernel, got ", t.device());
+}
+
 }  // namespace pysalient

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Union
 
 import numpy as np
 from pycocotools import mask as mask_utils
+
+from pysalient.utils.atomic import atomic_write_bytes
 
 PathLike = Union[str, os.PathLike]
 
@@ -231,18 +232,4 @@ def write_bytes_atomic(data: bytes, path: PathLike, durable: bool = False) -> Pa
     Readers see the old file or the whole new one, never a partial one. ``durable`` adds an fsync before
     the rename (worth it for the annotation file, too slow for thousands of images).
     """
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    descriptor, temporary = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(descriptor, "wb") as handle:
-            handle.write(data)
-            if durable:
-                handle.flush()
-                os.fsync(handle.fileno())
-        os.chmod(temporary, 0o644)  # mkstemp creates 0600 files; datasets are meant to be shared
-        os.replace(temporary, target)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-    return target
+    return atomic_write_bytes(path, data, durable=durable)

@@ -8,12 +8,13 @@ A checkpoint is ``{"format": "pysalient", "format_version": 1, "family": ..., "n
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 from typing import Any, Dict, Mapping, Sequence, Union
 
 import torch
 from torch import nn
+
+from pysalient.utils.atomic import atomic_write
 
 CHECKPOINT_FORMAT = "pysalient"
 CHECKPOINT_FORMAT_VERSION = 1
@@ -24,19 +25,7 @@ def atomic_torch_save(obj: Any, path: Union[str, os.PathLike]) -> Path:
 
     A crash or Ctrl-C at any moment leaves either the old file or the complete new one, never half of it.
     """
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    descriptor, temporary = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(descriptor, "wb") as handle:
-            torch.save(obj, handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, target)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-    return target
+    return atomic_write(path, lambda handle: torch.save(obj, handle))
 
 
 def model_checkpoint(

@@ -11,12 +11,12 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-import shutil
-import tempfile
 import urllib.request
 from pathlib import Path
-from typing import Optional
+from typing import BinaryIO, Optional
 from urllib.parse import urlparse
+
+from pysalient.utils.atomic import atomic_write
 
 HASH_PREFIX_PATTERN = re.compile(r"-([a-f0-9]{8,64})\.")
 
@@ -48,17 +48,20 @@ def verify_file(path: Path, sha256: Optional[str], name: Optional[str] = None) -
     Args:
         path: file to check.
         sha256: expected full hex digest, or None.
-        name: file name whose ``-<hex>.`` prefix applies (defaults to ``path.name``; a download checks the
-            temporary file against its final name).
+        name: file name whose ``-<hex>.`` prefix applies (defaults to ``path.name``).
     """
-    match = HASH_PREFIX_PATTERN.search(name or path.name)
-    if sha256 is None and match is None:
+    if sha256 is None and HASH_PREFIX_PATTERN.search(name or path.name) is None:
         return
-    actual = sha256_of(path)
+    check_digest(sha256_of(path), sha256, name or path.name)
+
+
+def check_digest(actual: str, sha256: Optional[str], name: str) -> None:
+    """Raises ValueError when the hex digest ``actual`` differs from ``sha256`` or the prefix in ``name``."""
+    match = HASH_PREFIX_PATTERN.search(name)
     if sha256 is not None and actual != sha256.lower():
-        raise ValueError(f"sha256 mismatch for {path}: expected {sha256.lower()}, got {actual}")
+        raise ValueError(f"sha256 mismatch for {name}: expected {sha256.lower()}, got {actual}")
     if match is not None and not actual.startswith(match.group(1)):
-        raise ValueError(f"sha256 of {path} is {actual}, not matching the prefix {match.group(1)} in its name")
+        raise ValueError(f"sha256 of {name} is {actual}, not matching the prefix {match.group(1)} in its name")
 
 
 def resolve_weights(location: str, sha256: Optional[str] = None, progress: bool = False) -> Path:
@@ -92,23 +95,20 @@ def resolve_weights(location: str, sha256: Optional[str] = None, progress: bool 
 
 
 def _download(url: str, target: Path, sha256: Optional[str], progress: bool) -> None:
-    target.parent.mkdir(parents=True, exist_ok=True)
-    descriptor, temporary = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
-    try:
-        with os.fdopen(descriptor, "wb") as handle, urllib.request.urlopen(url, timeout=60) as response:
+    def stream(handle: BinaryIO) -> None:
+        with urllib.request.urlopen(url, timeout=60) as response:
             total = int(response.headers.get("Content-Length") or 0)
             copied = 0
+            digest = hashlib.sha256()
             while chunk := response.read(1 << 20):
                 handle.write(chunk)
+                digest.update(chunk)
                 copied += len(chunk)
                 if progress:
                     print(f"\rdownloading {target.name}: {copied >> 20} / {total >> 20} MiB", end="", flush=True)
-            handle.flush()
-            os.fsync(handle.fileno())
         if progress:
             print()
-        verify_file(Path(temporary), sha256, name=target.name)
-        shutil.move(temporary, target)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+        # Checked before the rename, so a corrupt or tampered download never lands in the cache.
+        check_digest(digest.hexdigest(), sha256, target.name)
+
+    atomic_write(target, stream)

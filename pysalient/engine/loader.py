@@ -43,6 +43,13 @@ def load(
         ValueError: unknown names, checkpoints of another family or class count, mismatched weights.
         FileNotFoundError: missing weights files.
     """
+    if Path(os.fspath(model)).suffix.lower() in (".ts", ".pt2"):
+        # An exported artifact (pysalient.export): imported on use, it pulls in torch.jit / AOTInductor loading.
+        from pysalient.export.exported_model import ExportedModel
+
+        if weights is not None or num_classes is not None:
+            raise ValueError(f"{model} is an exported model: its weights and classes are inside, pass neither")
+        return ExportedModel(model, device=device)
     target_device = select_device(device)
     text = os.fspath(model)
     if Path(text).suffix in (".pt", ".pth", ".ckpt") and text not in list_models():

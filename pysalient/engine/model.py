@@ -113,6 +113,97 @@ class SalientModel:
                     path=item.path,
                 )
 
+    def evaluate(
+        self,
+        data: Union[str, os.PathLike],
+        image_root: Union[None, str, os.PathLike] = None,
+        imgsz: Optional[int] = None,
+        batch: int = 4,
+        conf: Optional[float] = None,
+        save_json: Union[None, str, os.PathLike] = None,
+        class_agnostic: Optional[bool] = None,
+        verbose: bool = False,
+    ) -> Dict[str, float]:
+        """COCO mask and box AP on a COCO-json dataset (see :func:`pysalient.engine.evaluator.evaluate_model`).
+
+        Args:
+            data: the COCO instances json of the ground truth.
+            image_root: folder of the images (found next to the json when None).
+            imgsz: test-time shortest side (the config's test size when None).
+            batch: images per forward pass.
+            conf: score threshold (the config's ``cls_threshold``, the official evaluation setting, when None).
+            save_json: where to write the detections as a COCO results json, if anywhere.
+            class_agnostic: ignore categories; None means only for a one-class model on a multi-class dataset.
+            verbose: print pycocotools' summary tables.
+
+        Returns:
+            ``AP, AP50, AP70, AP75, APs, APm, APl`` (masks) and ``bbox_AP ...`` (boxes) in percent.
+        """
+        from pysalient.engine.evaluator import evaluate_model
+
+        return evaluate_model(
+            self,
+            data,
+            image_root=image_root,
+            imgsz=imgsz,
+            conf=conf,
+            batch=batch,
+            out_json=save_json,
+            class_agnostic=class_agnostic,
+            verbose=verbose,
+        )
+
+    def train(
+        self, data: Union[str, os.PathLike], val: Union[None, str, os.PathLike] = None, **overrides: Any
+    ) -> os.PathLike[str]:
+        """Trains the network in place, starting from its current weights (see :mod:`pysalient.engine.trainer`).
+
+        Args:
+            data: COCO instances json of the training set.
+            val: COCO json to validate on during and after training (None: no validation).
+            **overrides: :class:`~pysalient.engine.train_config.TrainConfig` fields (``epochs=12``, ``batch=8``,
+                ``lr=1e-4``, ``image_root=...``, ``resume=True``...); the device defaults to the model's.
+
+        Returns:
+            The run directory (``pathlib.Path``, e.g. ``runs/train/exp``) holding checkpoints and logs.
+
+        Raises:
+            pysalient.engine.trainer.TrainingInterrupted: Ctrl-C stopped training (``last.pth`` saved first).
+        """
+        from pysalient.engine.trainer import train_model  # the trainer pulls in the data pipeline: import on use
+
+        return train_model(self, data, val, **overrides)
+
+    def export(
+        self,
+        format: str,
+        path: Union[str, os.PathLike],
+        imgsz: Optional[int] = None,
+        half: bool = False,
+        **options: Any,
+    ) -> str:
+        """Writes a deployable graph: uint8 BGR image in, boxes/scores/labels/masks at its size out.
+
+        Pre- and post-processing are inside the graph (see :mod:`pysalient.export.contract`) and the metadata
+        (``pysalient.json``: class names, sizes, thresholds, versions) inside the file; ``pysalient.load(path)``
+        runs it with the same ``predict`` API. The model itself is not changed.
+
+        Args:
+            format: ``"torchscript"`` (``.ts``, ``torch.jit.script``) or ``"aoti"`` (``.pt2``, ``torch.export`` with
+                dynamic height and width + AOTInductor; compiling takes minutes).
+            path: the file to write (atomically).
+            imgsz: shortest side inside the graph (the config's test size when None).
+            half: fp16 network, for GPUs (scores and boxes stay float32).
+            **options: ``conf``, ``max_det``, ``device``; for ``"aoti"`` also ``min_input_size`` /
+                ``max_input_size`` (see :mod:`pysalient.export.formats`). Unsupported options fail before any work.
+
+        Returns:
+            The written path.
+        """
+        from pysalient.export.exporter import export_model  # torch.jit/torch.export machinery: import on use
+
+        return export_model(self, format, path, imgsz=imgsz, half=half, **options)
+
     def save(self, path: Union[str, os.PathLike]) -> str:
         """Writes a pysalient checkpoint (state dict + config + class names) atomically; returns the path."""
         checkpoint = model_checkpoint(

@@ -50,6 +50,12 @@ class FamilySpec:
         detect: ``(model, images, conf, imgsz, max_det)`` runs a batch of BGR uint8 [H, W, 3] images and
             returns one dict per image with ``masks`` bool [K, H, W], ``boxes`` [K, 4], ``scores`` [K] and
             ``labels`` [K] at the original image sizes.
+        build_criterion: config -> the training loss ``nn.Module``, called as ``criterion(outputs, targets)`` on
+            the network's outputs and the targets of ``prepare_batch``; returns a dict of weighted scalar losses
+            whose sum is minimised.
+        prepare_batch: ``(samples, config, device) -> (images, targets)`` collates data samples (see
+            :mod:`pysalient.data`: BGR uint8 images already resized by the transforms, bool masks, int64
+            labels) into the network input [B, 3, Hp, Wp] and one target dict per image.
     """
 
     name: str
@@ -58,6 +64,8 @@ class FamilySpec:
     load_weights: Callable[[nn.Module, Mapping[str, Any], bool], Any]
     num_classes_in: Callable[[Mapping[str, Any]], Optional[int]]
     detect: Callable[..., List[Dict[str, Any]]]
+    build_criterion: Callable[[Any], nn.Module]
+    prepare_batch: Callable[..., Tuple[Any, List[Dict[str, Any]]]]
 
 
 @dataclass(frozen=True)

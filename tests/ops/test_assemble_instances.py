@@ -33,115 +33,118 @@ def coded_maps(batch: int, k: int, height: int, width: int) -> torch.Tensor:
     return (10000 * b + 1000 * c + 10 * y + x).to(torch.float64)
 
 
-def test_hand_computed_k2_m4() -> None:
+def test_hand_computed_k2_m4(device: str) -> None:
     maps = torch.tensor([10.0, 20.0, 30.0, 40.0]).reshape(1, 4, 1, 1).expand(1, 4, 6, 6).contiguous()
-    out = assemble_instances(maps, torch.tensor([[0, 1, 1]]), 4, 2)
+    out = assemble_instances(maps.to(device), torch.tensor([[0, 1, 1]], device=device), 4, 2)
     expected = torch.tensor([[10, 10, 20, 20], [10, 10, 20, 20], [30, 30, 40, 40], [30, 30, 40, 40]])
-    assert torch.equal(out[0], expected.float())
+    assert out.device == maps.to(device).device
+    assert torch.equal(out[0].cpu(), expected.float())
 
 
-def test_every_cell_reads_its_channel_at_its_own_position() -> None:
-    maps = coded_maps(2, 2, 6, 6)
-    out = assemble_instances(maps, torch.tensor([[1, 2, 1]]), 4, 2)[0]
+def test_every_cell_reads_its_channel_at_its_own_position(device: str) -> None:
+    maps = coded_maps(2, 2, 6, 6).to(device)
+    out = assemble_instances(maps, torch.tensor([[1, 2, 1]], device=device), 4, 2)[0].cpu()
     for i in range(4):
         for j in range(4):
             channel = (i // 2) * 2 + j // 2
             assert out[i, j] == 10000 + 1000 * channel + 10 * (2 + i) + (1 + j)
 
 
-def test_window_hanging_off_the_map_is_zero_there() -> None:
-    maps = coded_maps(1, 2, 6, 6) + 1.0  # no genuine zeros
-    out = assemble_instances(maps, torch.tensor([[0, -1, 4]]), 4, 2)[0]
+def test_window_hanging_off_the_map_is_zero_there(device: str) -> None:
+    maps = coded_maps(1, 2, 6, 6).to(device) + 1.0  # no genuine zeros
+    out = assemble_instances(maps, torch.tensor([[0, -1, 4]], device=device), 4, 2)[0].cpu()
     expected = torch.zeros(4, 4, dtype=torch.float64)
     for i in range(1, 4):  # rows y = 0..2
         for j in range(2):  # columns x = 4, 5
             expected[i, j] = 1000 * ((i // 2) * 2 + j // 2) + 10 * (i - 1) + (4 + j) + 1
     assert torch.equal(out, expected)
-    far = torch.tensor([[0, 6, 0], [0, 0, -4], [0, -(2**62), 2**62], [0, 2**62, -(2**62)]])
+    far = torch.tensor([[0, 6, 0], [0, 0, -4], [0, -(2**62), 2**62], [0, 2**62, -(2**62)]], device=device)
     assert torch.count_nonzero(assemble_instances(maps, far, 4, 2)) == 0
 
 
-def test_m_not_divisible_by_k_and_m_smaller_than_k() -> None:
+def test_m_not_divisible_by_k_and_m_smaller_than_k(device: str) -> None:
     # m = 5, k = 2: floor(i * 2 / 5) splits the window into 3 + 2 cells.
-    maps = coded_maps(1, 2, 5, 5)
-    channels = (assemble_instances(maps, torch.tensor([[0, 0, 0]]), 5, 2)[0] // 1000).long()
+    maps = coded_maps(1, 2, 5, 5).to(device)
+    channels = (assemble_instances(maps, torch.tensor([[0, 0, 0]], device=device), 5, 2)[0] // 1000).long().cpu()
     rows = torch.tensor([0, 0, 0, 1, 1])
     assert torch.equal(channels, rows[:, None] * 2 + rows[None, :])
     # m = 2, k = 3: cells use sub-windows 0 and 1; the third row and column of maps are never read.
-    maps = coded_maps(1, 3, 4, 4).requires_grad_(True)
-    out = assemble_instances(maps, torch.tensor([[0, 1, 1]]), 2, 3)
+    maps = coded_maps(1, 3, 4, 4).to(device).requires_grad_(True)
+    out = assemble_instances(maps, torch.tensor([[0, 1, 1]], device=device), 2, 3)
     assert (out[0] // 1000).long().tolist() == [[0, 1], [3, 4]]
     (grad,) = torch.autograd.grad(out.sum(), maps)
     assert grad.sum(dim=(0, 2, 3)).tolist() == [1, 1, 0, 1, 1, 0, 0, 0, 0]
 
 
-def test_k1_copies_the_map() -> None:
-    maps = random_maps([1, 1, 5, 7], 0)
-    assert torch.equal(assemble_instances(maps, torch.tensor([[0, 1, 2]]), 3, 1)[0], maps[0, 0, 1:4, 2:5])
+def test_k1_copies_the_map(device: str) -> None:
+    maps = random_maps([1, 1, 5, 7], 0).to(device)
+    windows = torch.tensor([[0, 1, 2]], device=device)
+    assert torch.equal(assemble_instances(maps, windows, 3, 1)[0], maps[0, 0, 1:4, 2:5])
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 @pytest.mark.parametrize(("m", "k"), [(4, 2), (7, 3), (21, 5), (2, 3)])
-def test_matches_reference_forward_and_backward(dtype: torch.dtype, m: int, k: int) -> None:
+def test_matches_reference_forward_and_backward(dtype: torch.dtype, m: int, k: int, device: str) -> None:
     maps = random_maps([3, k * k, 12, 10], m + k, dtype)
     windows = random_windows(30, 3, 12, 10, m, m * k)
     weight = random_maps([30, m, m], m - k, dtype)
-    native_in, reference_in = maps.clone().requires_grad_(True), maps.clone().requires_grad_(True)
-    out = assemble_instances(native_in, windows, m, k)
+    native_in, reference_in = maps.to(device).requires_grad_(True), maps.clone().requires_grad_(True)
+    out = assemble_instances(native_in, windows.to(device), m, k)
     expected = _reference.assemble_instances(reference_in, windows, m, k)
-    torch.testing.assert_close(out, expected, rtol=0, atol=0)
-    (grad,) = torch.autograd.grad((out * weight).sum(), native_in)
+    torch.testing.assert_close(out.cpu(), expected, rtol=0, atol=0)
+    (grad,) = torch.autograd.grad((out * weight.to(device)).sum(), native_in)
     (expected_grad,) = torch.autograd.grad((expected * weight).sum(), reference_in)
-    torch.testing.assert_close(grad, expected_grad)
+    torch.testing.assert_close(grad.cpu(), expected_grad)
 
 
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
-def test_half_precision(dtype: torch.dtype) -> None:
+def test_half_precision(dtype: torch.dtype, device: str) -> None:
     maps = random_maps([2, 9, 8, 8], 1, dtype)
     windows = random_windows(12, 2, 8, 8, 6, 1)
-    native_in = maps.clone().requires_grad_(True)
-    out = assemble_instances(native_in, windows, 6, 3)
+    native_in = maps.to(device).requires_grad_(True)
+    out = assemble_instances(native_in, windows.to(device), 6, 3)
     assert out.dtype == dtype
-    torch.testing.assert_close(out, _reference.assemble_instances(maps, windows, 6, 3), rtol=0, atol=0)
+    torch.testing.assert_close(out.cpu(), _reference.assemble_instances(maps, windows, 6, 3), rtol=0, atol=0)
     weight = random_maps([12, 6, 6], 2, dtype)
-    (grad,) = torch.autograd.grad((out * weight).sum(), native_in)
+    (grad,) = torch.autograd.grad((out * weight.to(device)).sum(), native_in)
     reference_in = maps.float().requires_grad_(True)
     expected = _reference.assemble_instances(reference_in, windows, 6, 3)
     (expected_grad,) = torch.autograd.grad((expected * weight.float()).sum(), reference_in)
-    torch.testing.assert_close(grad.float(), expected_grad, rtol=1e-2, atol=1e-2)
+    torch.testing.assert_close(grad.float().cpu(), expected_grad, rtol=1e-2, atol=1e-2)
 
 
-def test_overlapping_windows_accumulate_deterministically() -> None:
-    maps = random_maps([2, 4, 6, 6], 3).requires_grad_(True)
-    windows = torch.tensor([[0, 1, 1]] * 50 + [[1, 0, 0], [0, 2, 2]] * 25)
-    weight = random_maps([100, 4, 4], 4)
+def test_overlapping_windows_accumulate_deterministically(device: str) -> None:
+    maps = random_maps([2, 4, 6, 6], 3).to(device).requires_grad_(True)
+    windows = torch.tensor([[0, 1, 1]] * 50 + [[1, 0, 0], [0, 2, 2]] * 25, device=device)
+    weight = random_maps([100, 4, 4], 4).to(device)
     grads = [torch.autograd.grad((assemble_instances(maps, windows, 4, 2) * weight).sum(), maps)[0] for _ in range(3)]
     assert torch.equal(grads[0], grads[1]) and torch.equal(grads[0], grads[2])
     ones = torch.autograd.grad(assemble_instances(maps, windows[:50], 4, 2).sum(), maps)[0]
     assert ones[0, 0, 1, 1] == 50 and ones[0, 3, 4, 4] == 50 and ones[0, 1, 1, 1] == 0 and ones[1].sum() == 0
 
 
-def test_non_contiguous_inputs() -> None:
-    maps = random_maps([2, 9, 8, 7], 5).transpose(2, 3)
-    windows = torch.cat([random_windows(10, 2, 7, 8, 5, 5), torch.zeros(10, 1, dtype=torch.int64)], dim=1)[:, :3]
+def test_non_contiguous_inputs(device: str) -> None:
+    maps = random_maps([2, 9, 8, 7], 5).to(device).transpose(2, 3)
+    windows = torch.cat([random_windows(10, 2, 7, 8, 5, 5), torch.zeros(10, 1, dtype=torch.int64)], dim=1)
+    windows = windows.to(device)[:, :3]
     assert not maps.is_contiguous() and not windows.is_contiguous()
     torch.testing.assert_close(
         assemble_instances(maps, windows, 5, 3), assemble_instances(maps.contiguous(), windows.contiguous(), 5, 3)
     )
 
 
-def test_empty_windows() -> None:
-    maps = random_maps([2, 4, 5, 5], 6).requires_grad_(True)
-    out = assemble_instances(maps, torch.zeros(0, 3, dtype=torch.int64), 3, 2)
+def test_empty_windows(device: str) -> None:
+    maps = random_maps([2, 4, 5, 5], 6).to(device).requires_grad_(True)
+    out = assemble_instances(maps, torch.zeros(0, 3, dtype=torch.int64, device=device), 3, 2)
     assert out.shape == (0, 3, 3)
     (grad,) = torch.autograd.grad(out.sum(), maps)
     assert torch.equal(grad, torch.zeros_like(maps))
 
 
-def test_zero_size_map_gives_zero_windows() -> None:
-    maps = torch.zeros(2, 4, 0, 5, requires_grad=True)
-    out = assemble_instances(maps, torch.tensor([[1, 0, 0]]), 3, 2)
-    assert torch.equal(out, torch.zeros(1, 3, 3))
+def test_zero_size_map_gives_zero_windows(device: str) -> None:
+    maps = torch.zeros(2, 4, 0, 5, requires_grad=True, device=device)
+    out = assemble_instances(maps, torch.tensor([[1, 0, 0]], device=device), 3, 2)
+    assert torch.equal(out.cpu(), torch.zeros(1, 3, 3))
     assert torch.autograd.grad(out.sum(), maps)[0].shape == (2, 4, 0, 5)
 
 
@@ -176,17 +179,17 @@ def test_opcheck(num_windows: int) -> None:
         (torch.zeros(1, 1, 5, 5), torch.zeros(1, 3, dtype=torch.int64), 2, 0, "sub-windows per side k must be >= 1"),
     ],
 )
-def test_bad_inputs_raise(maps: torch.Tensor, windows: torch.Tensor, m: int, k: int, message: str) -> None:
+def test_bad_inputs_raise(maps: torch.Tensor, windows: torch.Tensor, m: int, k: int, message: str, device: str) -> None:
     with pytest.raises(RuntimeError, match=message):
-        assemble_instances(maps, windows, m, k)
+        assemble_instances(maps.to(device), windows.to(device), m, k)
 
 
-def test_bad_backward_inputs_and_module_arguments_raise() -> None:
-    windows = torch.zeros(2, 3, dtype=torch.int64)
+def test_bad_backward_inputs_and_module_arguments_raise(device: str) -> None:
+    windows = torch.zeros(2, 3, dtype=torch.int64, device=device)
     with pytest.raises(RuntimeError, match="grad_output has 3 windows but windows has 2"):
-        torch.ops.pysalient._assemble_instances_backward(torch.zeros(3, 4, 4), windows, 4, 2, 1, 5, 5)
+        torch.ops.pysalient._assemble_instances_backward(torch.zeros(3, 4, 4, device=device), windows, 4, 2, 1, 5, 5)
     with pytest.raises(RuntimeError, match=r"grad_output must have shape \[R, 4, 4\]"):
-        torch.ops.pysalient._assemble_instances_backward(torch.zeros(2, 3, 3), windows, 4, 2, 1, 5, 5)
+        torch.ops.pysalient._assemble_instances_backward(torch.zeros(2, 3, 3, device=device), windows, 4, 2, 1, 5, 5)
     with pytest.raises(ValueError, match="m and k must be >= 1"):
         InstanceAssembler(0, 2)
 

@@ -48,74 +48,76 @@ def test_opcheck(n: int, k: int, p: int, pred_dtype: torch.dtype, target_dtype: 
 
 @pytest.mark.parametrize("target_dtype", [torch.float32, torch.float64, torch.float16, torch.bool, torch.uint8])
 @pytest.mark.parametrize("seed", range(3))
-def test_matches_reference_and_official_formula(target_dtype: torch.dtype, seed: int) -> None:
+def test_matches_reference_and_official_formula(target_dtype: torch.dtype, seed: int, device: str) -> None:
     pred, targets = random_logits(20, 1000, seed), random_masks(7, 1000, seed, target_dtype)
-    result = dice_cost(pred, targets)
+    result = dice_cost(pred.to(device), targets.to(device)).cpu()
     assert result.dtype == torch.float32 and result.shape == (20, 7)
     torch.testing.assert_close(result, _reference.dice_cost(pred, targets), atol=1e-6, rtol=1e-5)
     torch.testing.assert_close(result.double(), official_dice_score(pred, targets), atol=1e-6, rtol=1e-5)
 
 
-def test_float64_is_computed_in_float64() -> None:
+def test_float64_is_computed_in_float64(device: str) -> None:
     pred, targets = random_logits(9, 500, 4, torch.float64), random_masks(5, 500, 4, torch.float64)
-    result = dice_cost(pred, targets)
+    result = dice_cost(pred.to(device), targets.to(device)).cpu()
     assert result.dtype == torch.float64
     torch.testing.assert_close(result, official_dice_score(pred, targets), atol=1e-13, rtol=1e-12)
     # bool targets with float64 logits stay in float64.
-    assert dice_cost(pred, targets.bool()).dtype == torch.float64
+    assert dice_cost(pred.to(device), targets.bool().to(device)).dtype == torch.float64
 
 
 @pytest.mark.parametrize("pred_dtype", [torch.float16, torch.bfloat16])
-def test_half_precision_logits_are_widened_before_the_sigmoid(pred_dtype: torch.dtype) -> None:
+def test_half_precision_logits_are_widened_before_the_sigmoid(pred_dtype: torch.dtype, device: str) -> None:
     pred, targets = random_logits(16, 2000, 5, pred_dtype), random_masks(6, 2000, 5, torch.bool)
-    result = dice_cost(pred, targets)
+    result = dice_cost(pred.to(device), targets.to(device)).cpu()
     assert result.dtype == torch.float32
     # Ground truth from the same (rounded) logits: only float32 rounding separates them, far below half's 1e-3.
     torch.testing.assert_close(result.double(), official_dice_score(pred.float(), targets), atol=1e-6, rtol=1e-5)
     torch.testing.assert_close(result, _reference.dice_cost(pred, targets), atol=1e-6, rtol=1e-5)
 
 
-def test_hand_computed_values() -> None:
+def test_hand_computed_values(device: str) -> None:
     # Logit 0 -> probability 0.5 everywhere: <p, t> = 0.5 * |t|, ||p||^2 = 0.25 * P.
-    pred = torch.tensor([[0.0, 0.0, 0.0, 0.0], [100.0, 100.0, -100.0, -100.0]])
-    targets = torch.tensor([[1.0, 1.0, 0.0, 0.0], [0.0, 0.0, 0.0, 0.0], [0.0, 0.0, 1.0, 1.0]])
+    pred = torch.tensor([[0.0, 0.0, 0.0, 0.0], [100.0, 100.0, -100.0, -100.0]], device=device)
+    targets = torch.tensor([[1.0, 1.0, 0.0, 0.0], [0.0, 0.0, 0.0, 0.0], [0.0, 0.0, 1.0, 1.0]], device=device)
     expected = torch.tensor(
         [
             [2 * 1.0 / (1.0 + 2.0 + 1e-4), 0.0, 2 * 1.0 / (1.0 + 2.0 + 1e-4)],
             [2 * 2.0 / (2.0 + 2.0 + 1e-4), 0.0, 0.0],  # sigmoid(+-100) is 1 / 0 in float32
-        ]
+        ],
+        device=device,
     )
     torch.testing.assert_close(dice_cost(pred, targets), expected, atol=1e-7, rtol=1e-6)
     torch.testing.assert_close(dice_cost(pred, targets.to(torch.uint8)), expected, atol=1e-7, rtol=1e-6)
 
 
-def test_soft_targets() -> None:
-    pred = torch.tensor([[0.0, 0.0]])
-    targets = torch.tensor([[0.5, 0.25]])
+def test_soft_targets(device: str) -> None:
+    pred = torch.tensor([[0.0, 0.0]], device=device)
+    targets = torch.tensor([[0.5, 0.25]], device=device)
     expected = 2 * (0.5 * 0.5 + 0.5 * 0.25) / (0.5 + (0.25 + 0.0625) + 1e-4)
-    torch.testing.assert_close(dice_cost(pred, targets), torch.tensor([[expected]]), atol=1e-7, rtol=1e-6)
+    torch.testing.assert_close(dice_cost(pred, targets).cpu(), torch.tensor([[expected]]), atol=1e-7, rtol=1e-6)
 
 
-def test_empty_inputs() -> None:
-    assert dice_cost(torch.zeros(0, 10), torch.zeros(3, 10)).shape == (0, 3)
-    assert dice_cost(torch.zeros(4, 10), torch.zeros(0, 10, dtype=torch.bool)).shape == (4, 0)
-    empty = dice_cost(torch.zeros(0, 10, dtype=torch.float64), torch.zeros(0, 10))
+def test_empty_inputs(device: str) -> None:
+    assert dice_cost(torch.zeros(0, 10, device=device), torch.zeros(3, 10, device=device)).shape == (0, 3)
+    empty_targets = torch.zeros(0, 10, dtype=torch.bool, device=device)
+    assert dice_cost(torch.zeros(4, 10, device=device), empty_targets).shape == (4, 0)
+    empty = dice_cost(torch.zeros(0, 10, dtype=torch.float64, device=device), torch.zeros(0, 10, device=device))
     assert empty.shape == (0, 0) and empty.dtype == torch.float64
     # No pixels: numerator 0, denominator 1e-4 -> exactly 0 (not NaN).
-    zero_pixels = dice_cost(torch.zeros(4, 0), torch.zeros(3, 0))
-    assert zero_pixels.shape == (4, 3) and torch.equal(zero_pixels, torch.zeros(4, 3))
+    zero_pixels = dice_cost(torch.zeros(4, 0, device=device), torch.zeros(3, 0, device=device))
+    assert zero_pixels.shape == (4, 3) and torch.equal(zero_pixels.cpu(), torch.zeros(4, 3))
 
 
-def test_non_contiguous_inputs() -> None:
-    pred = random_logits(300, 12, 6).t()  # [12, 300] view
-    targets = random_masks(600, 5, 7).t()[:, ::2]  # [5, 300] with stride 2 along P
+def test_non_contiguous_inputs(device: str) -> None:
+    pred = random_logits(300, 12, 6).to(device).t()  # [12, 300] view
+    targets = random_masks(600, 5, 7).to(device).t()[:, ::2]  # [5, 300] with stride 2 along P
     assert not pred.is_contiguous() and not targets.is_contiguous()
     torch.testing.assert_close(dice_cost(pred, targets), dice_cost(pred.contiguous(), targets.contiguous()))
 
 
-def test_result_never_requires_grad() -> None:
-    pred = random_logits(4, 20, 8).requires_grad_()
-    result = dice_cost(pred, random_masks(3, 20, 8))
+def test_result_never_requires_grad(device: str) -> None:
+    pred = random_logits(4, 20, 8).to(device).requires_grad_()
+    result = dice_cost(pred, random_masks(3, 20, 8).to(device))
     assert not result.requires_grad
 
 
@@ -129,9 +131,9 @@ def test_result_never_requires_grad() -> None:
         (torch.zeros(4, 10), torch.zeros(3, 10, dtype=torch.int32), "targets must be a floating-point, bool or uint8"),
     ],
 )
-def test_bad_inputs_raise(pred: torch.Tensor, targets: torch.Tensor, message: str) -> None:
+def test_bad_inputs_raise(pred: torch.Tensor, targets: torch.Tensor, message: str, device: str) -> None:
     with pytest.raises(RuntimeError, match=message):
-        dice_cost(pred, targets)
+        dice_cost(pred.to(device), targets.to(device))
 
 
 def test_torchscript_round_trip() -> None:

@@ -73,6 +73,14 @@ def requires_grad(features: List[torch.Tensor]) -> List[torch.Tensor]:
     return [level.detach().clone().requires_grad_(True) for level in features]
 
 
+def on(device: str, levels: Sequence[torch.Tensor]) -> List[torch.Tensor]:
+    return [level.to(device) for level in levels]
+
+
+def on_cpu(levels: Sequence[torch.Tensor]) -> List[torch.Tensor]:
+    return [level.cpu() for level in levels]
+
+
 # ------------------------------------------------------------------------------------------- opcheck
 @pytest.mark.parametrize(
     ("levels", "count", "sizes", "sampling_ratio", "aligned"),
@@ -118,22 +126,22 @@ def test_double_backward() -> None:
 
 @pytest.mark.parametrize("aligned", [True, False])
 @pytest.mark.parametrize("sampling_ratio", [2, -1])
-def test_backward_matches_reference_autograd(aligned: bool, sampling_ratio: int) -> None:
+def test_backward_matches_reference_autograd(aligned: bool, sampling_ratio: int, device: str) -> None:
     features, rois = pyramid(4), edge_case_rois(5)
-    native_inputs, reference_inputs = requires_grad(features), requires_grad(features)
-    native = multilevel_roi_align(native_inputs, rois, SCALES, SIZES, sampling_ratio, aligned)
+    native_inputs, reference_inputs = requires_grad(on(device, features)), requires_grad(features)
+    native = multilevel_roi_align(native_inputs, rois.to(device), SCALES, SIZES, sampling_ratio, aligned)
     expected = reference(reference_inputs, rois, sampling_ratio, aligned)
-    grads = [torch.randn_like(level) for level in native]
+    grads = [torch.randn_like(level) for level in expected]
     assert_all_close(
-        torch.autograd.grad(native, native_inputs, grads),
+        on_cpu(torch.autograd.grad(native, native_inputs, on(device, grads))),
         torch.autograd.grad(expected, reference_inputs, grads),
         atol=1e-5,
         rtol=1e-5,
     )
 
 
-def test_levels_left_out_of_the_loss_get_zero_gradient_and_rois_none() -> None:
-    features, rois = requires_grad(pyramid(6)), edge_case_rois(7).requires_grad_(True)
+def test_levels_left_out_of_the_loss_get_zero_gradient_and_rois_none(device: str) -> None:
+    features, rois = requires_grad(on(device, pyramid(6))), edge_case_rois(7).to(device).requires_grad_(True)
     outputs = multilevel_roi_align(features, rois, SCALES, SIZES, 2, True)
     outputs[1].sum().backward()
     assert features[0].grad.abs().max() == 0 and features[2].grad.abs().max() == 0
@@ -163,23 +171,23 @@ def test_backward_is_deterministic_across_thread_counts() -> None:
 # ------------------------------------------------------------------------------------------- reference parity
 @pytest.mark.parametrize("aligned", [True, False])
 @pytest.mark.parametrize("sampling_ratio", [-1, 0, 1, 2])
-def test_matches_reference(aligned: bool, sampling_ratio: int) -> None:
+def test_matches_reference(aligned: bool, sampling_ratio: int, device: str) -> None:
     features, rois = pyramid(10), edge_case_rois(11)
-    native = multilevel_roi_align(features, rois, SCALES, SIZES, sampling_ratio, aligned)
+    native = on_cpu(multilevel_roi_align(on(device, features), rois.to(device), SCALES, SIZES, sampling_ratio, aligned))
     assert [tuple(level.shape) for level in native] == [(34, 4, 6, 5), (34, 3, 4, 3), (34, 2, 2, 2)]
     assert_all_close(native, reference(features, rois, sampling_ratio, aligned), atol=1e-5, rtol=1e-5)
 
 
-def test_square_sizes_and_float64() -> None:
+def test_square_sizes_and_float64(device: str) -> None:
     features, rois = pyramid(12, dtype=torch.float64), edge_case_rois(13, dtype=torch.float64)
-    native = multilevel_roi_align(features, rois, SCALES, [7, 3, 1], 2, True)
+    native = on_cpu(multilevel_roi_align(on(device, features), rois.to(device), SCALES, [7, 3, 1], 2, True))
     assert [tuple(level.shape[2:]) for level in native] == [(7, 7), (3, 3), (1, 1)]
     expected = _reference.multilevel_roi_align(features, rois, SCALES, [7, 3, 1], 2, True)
     assert_all_close(native, expected, atol=1e-12, rtol=1e-12)
 
 
-def test_non_contiguous_inputs() -> None:
-    features, rois = pyramid(14), edge_case_rois(15)
+def test_non_contiguous_inputs(device: str) -> None:
+    features, rois = on(device, pyramid(14)), edge_case_rois(15).to(device)
     strided = [torch.cat([level, level], dim=3)[..., ::2] for level in features]  # every other column
     channels_last = [level.contiguous(memory_format=torch.channels_last) for level in features]
     wide_rois = torch.cat([rois, rois], dim=1)[:, ::2]
@@ -194,9 +202,9 @@ def test_non_contiguous_inputs() -> None:
 
 
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
-def test_half_precision_against_float_reference(dtype: torch.dtype) -> None:
+def test_half_precision_against_float_reference(dtype: torch.dtype, device: str) -> None:
     features, rois = pyramid(16, dtype=dtype), edge_case_rois(17, dtype=dtype)
-    native = multilevel_roi_align(features, rois, SCALES, SIZES, 2, True)
+    native = on_cpu(multilevel_roi_align(on(device, features), rois.to(device), SCALES, SIZES, 2, True))
     assert all(level.dtype == dtype for level in native)
     expected = reference([level.float() for level in features], rois.float(), 2, True)
     tolerance = 1e-2 if dtype == torch.float16 else 5e-2
@@ -206,9 +214,9 @@ def test_half_precision_against_float_reference(dtype: torch.dtype) -> None:
     )
 
 
-def test_empty_maps_and_empty_channels_pool_zeros() -> None:
-    rois = edge_case_rois(18, count=3)
-    features = [torch.zeros(2, 3, 0, 5), torch.randn(2, 0, 4, 4)]
+def test_empty_maps_and_empty_channels_pool_zeros(device: str) -> None:
+    rois = edge_case_rois(18, count=3).to(device)
+    features = [torch.zeros(2, 3, 0, 5, device=device), torch.randn(2, 0, 4, 4, device=device)]
     outputs = multilevel_roi_align(features, rois, [1.0, 1.0], [2, 2], 2, True)
     assert outputs[0].shape == (13, 3, 2, 2) and outputs[0].abs().max() == 0
     assert outputs[1].shape == (13, 0, 2, 2)
@@ -235,22 +243,22 @@ def _bad_cases():
 
 
 @pytest.mark.parametrize("case", range(12))
-def test_bad_inputs_raise(case: int) -> None:
+def test_bad_inputs_raise(case: int, device: str) -> None:
     features, rois, scales, sizes, error, message = _bad_cases()[case]
     with pytest.raises(error, match=message):
-        multilevel_roi_align(features, rois, scales, sizes, 2, True)
+        multilevel_roi_align(on(device, features), rois.to(device), scales, sizes, 2, True)
 
 
-def test_native_op_checks_what_python_checks() -> None:
-    features, rois = pyramid(0)[:1], edge_case_rois(0, count=3)
+def test_native_op_checks_what_python_checks(device: str) -> None:
+    features, rois = on(device, pyramid(0)[:1]), edge_case_rois(0, count=3).to(device)
     with pytest.raises(RuntimeError, match="spatial_scales must hold one scale per level"):
         OP(features, rois, [1.0, 2.0], [2], 2, True)
     with pytest.raises(RuntimeError, match=r"output_sizes must hold 1 entries \(square outputs\) or 2 entries"):
         OP(features, rois, [1.0], [2, 2, 2], 2, True)
     with pytest.raises(RuntimeError, match=r"grad_outputs\[0\] must have shape \[13, C, 2, 2\]"):
-        BACKWARD_OP([torch.zeros(13, 4, 3, 2)], rois, [1.0], [2], 2, True, 2, [16], [20])
+        BACKWARD_OP([torch.zeros(13, 4, 3, 2, device=device)], rois, [1.0], [2], 2, True, 2, [16], [20])
     with pytest.raises(RuntimeError, match="heights and widths must hold one size per level"):
-        BACKWARD_OP([torch.zeros(13, 4, 2, 2)], rois, [1.0], [2], 2, True, 2, [16, 8], [20])
+        BACKWARD_OP([torch.zeros(13, 4, 2, 2, device=device)], rois, [1.0], [2], 2, True, 2, [16, 8], [20])
 
 
 def test_module_validates_its_configuration() -> None:

@@ -28,56 +28,58 @@ def test_opcheck(n: int) -> None:
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 @pytest.mark.parametrize("threshold", [0.0, 0.3, 0.5, 0.7, 1.0])
 @pytest.mark.parametrize("seed", range(4))
-def test_matches_reference(dtype: torch.dtype, threshold: float, seed: int) -> None:
+def test_matches_reference(dtype: torch.dtype, threshold: float, seed: int, device: str) -> None:
     boxes, scores = random_boxes(500, seed, dtype), random_scores(500, seed, dtype)
-    torch.testing.assert_close(nms(boxes, scores, threshold), _reference.nms(boxes, scores, threshold))
+    keep = nms(boxes.to(device), scores.to(device), threshold)
+    assert keep.device.type == device
+    torch.testing.assert_close(keep.cpu(), _reference.nms(boxes, scores, threshold))
 
 
-def test_threshold_is_strict_and_no_plus_one() -> None:
+def test_threshold_is_strict_and_no_plus_one(device: str) -> None:
     # IoU of these two boxes is exactly 0.5 without the legacy +1 (it would be 8/12 with it).
-    boxes = torch.tensor([[0.0, 0.0, 3.0, 1.0], [1.0, 0.0, 4.0, 1.0]])
-    scores = torch.tensor([0.9, 0.8])
+    boxes = torch.tensor([[0.0, 0.0, 3.0, 1.0], [1.0, 0.0, 4.0, 1.0]], device=device)
+    scores = torch.tensor([0.9, 0.8], device=device)
     assert nms(boxes, scores, 0.5).tolist() == [0, 1]
     assert nms(boxes, scores, 0.49).tolist() == [0]
 
 
-def test_ties_keep_the_lower_index_first() -> None:
-    boxes = torch.tensor([[0.0, 0.0, 10.0, 10.0], [0.0, 0.0, 10.0, 10.0], [50.0, 50.0, 60.0, 60.0]])
-    scores = torch.tensor([0.5, 0.5, 0.5])
+def test_ties_keep_the_lower_index_first(device: str) -> None:
+    boxes = torch.tensor([[0.0, 0.0, 10.0, 10.0], [0.0, 0.0, 10.0, 10.0], [50.0, 50.0, 60.0, 60.0]], device=device)
+    scores = torch.tensor([0.5, 0.5, 0.5], device=device)
     assert nms(boxes, scores, 0.5).tolist() == [0, 2]
 
 
-def test_degenerate_boxes_are_never_suppressed() -> None:
+def test_degenerate_boxes_are_never_suppressed(device: str) -> None:
     # Zero-area boxes have IoU 0/0 = NaN with each other; NaN > threshold is false, so both stay.
-    boxes = torch.tensor([[5.0, 5.0, 5.0, 5.0], [5.0, 5.0, 5.0, 5.0], [0.0, 0.0, 10.0, 10.0]])
-    scores = torch.tensor([0.9, 0.8, 0.7])
+    boxes = torch.tensor([[5.0, 5.0, 5.0, 5.0], [5.0, 5.0, 5.0, 5.0], [0.0, 0.0, 10.0, 10.0]], device=device)
+    scores = torch.tensor([0.9, 0.8, 0.7], device=device)
     assert nms(boxes, scores, 0.1).tolist() == [0, 1, 2]
     assert _reference.nms(boxes, scores, 0.1).tolist() == [0, 1, 2]
 
 
-def test_keep_is_sorted_by_score_and_suppresses_overlaps() -> None:
-    boxes = torch.tensor([[0.0, 0.0, 10.0, 10.0], [1.0, 1.0, 11.0, 11.0], [20.0, 20.0, 30.0, 30.0]])
-    scores = torch.tensor([0.2, 0.9, 0.5])
+def test_keep_is_sorted_by_score_and_suppresses_overlaps(device: str) -> None:
+    boxes = torch.tensor([[0.0, 0.0, 10.0, 10.0], [1.0, 1.0, 11.0, 11.0], [20.0, 20.0, 30.0, 30.0]], device=device)
+    scores = torch.tensor([0.2, 0.9, 0.5], device=device)
     assert nms(boxes, scores, 0.5).tolist() == [1, 2]
 
 
-def test_non_contiguous_inputs() -> None:
-    wide = torch.cat([random_boxes(200, 3), torch.zeros(200, 4)], dim=1)[:, :4]
-    scores = random_scores(400, 3)[::2]
+def test_non_contiguous_inputs(device: str) -> None:
+    wide = torch.cat([random_boxes(200, 3), torch.zeros(200, 4)], dim=1).to(device)[:, :4]
+    scores = random_scores(400, 3).to(device)[::2]
     assert not wide.is_contiguous() and not scores.is_contiguous()
     torch.testing.assert_close(nms(wide, scores, 0.4), nms(wide.contiguous(), scores.contiguous(), 0.4))
 
 
-def test_half_precision_is_accepted() -> None:
-    boxes, scores = random_boxes(100, 5), random_scores(100, 5)
-    torch.testing.assert_close(nms(boxes.half(), scores.half(), 0.5), _reference.nms(boxes.half(), scores.half(), 0.5))
+def test_half_precision_is_accepted(device: str) -> None:
+    boxes, scores = random_boxes(100, 5).half(), random_scores(100, 5).half()
+    torch.testing.assert_close(nms(boxes.to(device), scores.to(device), 0.5).cpu(), _reference.nms(boxes, scores, 0.5))
 
 
 @pytest.mark.parametrize("num_boxes", [40, 1500])  # below and above the per-category switch (N > 1000 on CPU)
-def test_batched_nms_never_suppresses_across_categories(num_boxes: int) -> None:
+def test_batched_nms_never_suppresses_across_categories(num_boxes: int, device: str) -> None:
     boxes, scores = random_boxes(num_boxes, 11), random_scores(num_boxes, 11)
     idxs = torch.randint(0, 4, (num_boxes,), generator=torch.Generator().manual_seed(2))
-    keep = batched_nms(boxes, scores, idxs, 0.5)
+    keep = batched_nms(boxes.to(device), scores.to(device), idxs.to(device), 0.5).cpu()
     expected = []
     for category in range(4):
         members = torch.where(idxs == category)[0]
@@ -86,13 +88,15 @@ def test_batched_nms_never_suppresses_across_categories(num_boxes: int) -> None:
     assert sorted(keep.tolist()) == sorted(expected.tolist())
     assert torch.all(scores[keep][:-1] >= scores[keep][1:])
     # Identical boxes in two categories are both kept.
-    twin = torch.tensor([[0.0, 0.0, 1.0, 1.0], [0.0, 0.0, 1.0, 1.0]])
-    assert batched_nms(twin, torch.tensor([0.9, 0.8]), torch.tensor([0, 1]), 0.5).tolist() == [0, 1]
+    twin = torch.tensor([[0.0, 0.0, 1.0, 1.0], [0.0, 0.0, 1.0, 1.0]], device=device)
+    twin_scores, twin_idxs = torch.tensor([0.9, 0.8], device=device), torch.tensor([0, 1], device=device)
+    assert batched_nms(twin, twin_scores, twin_idxs, 0.5).tolist() == [0, 1]
 
 
-def test_batched_nms_empty() -> None:
-    keep = batched_nms(torch.zeros(0, 4), torch.zeros(0), torch.zeros(0, dtype=torch.int64), 0.5)
-    assert keep.shape == (0,) and keep.dtype == torch.int64
+def test_batched_nms_empty(device: str) -> None:
+    empty_idxs = torch.zeros(0, dtype=torch.int64, device=device)
+    keep = batched_nms(torch.zeros(0, 4, device=device), torch.zeros(0, device=device), empty_idxs, 0.5)
+    assert keep.shape == (0,) and keep.dtype == torch.int64 and keep.device.type == device
 
 
 @pytest.mark.parametrize(
@@ -104,9 +108,9 @@ def test_batched_nms_empty() -> None:
         (torch.zeros(3, 4, dtype=torch.int64), torch.zeros(3), "floating-point"),
     ],
 )
-def test_bad_inputs_raise(boxes: torch.Tensor, scores: torch.Tensor, message: str) -> None:
+def test_bad_inputs_raise(boxes: torch.Tensor, scores: torch.Tensor, message: str, device: str) -> None:
     with pytest.raises(RuntimeError, match=message):
-        nms(boxes, scores, 0.5)
+        nms(boxes.to(device), scores.to(device), 0.5)
 
 
 def test_torchscript_round_trip() -> None:

@@ -29,8 +29,11 @@ def random_boxes(r: int, height: int, width: int, seed: int) -> Tensor:
     return torch.cat([corners, corners + extents], dim=1).float()
 
 
-def assert_matches_reference(masks: Tensor, boxes: Tensor, height: int, width: int, threshold: float) -> Tensor:
-    pasted = paste_masks(masks, boxes, height, width, threshold)
+def assert_matches_reference(
+    masks: Tensor, boxes: Tensor, height: int, width: int, threshold: float, device: str = "cpu"
+) -> Tensor:
+    """Pastes on ``device`` and compares with the CPU reference; returns the pasted masks on the CPU."""
+    pasted = paste_masks(masks.to(device), boxes.to(device), height, width, threshold).cpu()
     samples = _reference.paste_mask_samples(masks, boxes, height, width)
     assert pasted.dtype == torch.uint8 and pasted.shape == (masks.shape[0], height, width)
     differing = pasted != (samples >= threshold).to(torch.uint8)
@@ -41,23 +44,23 @@ def assert_matches_reference(masks: Tensor, boxes: Tensor, height: int, width: i
 
 @pytest.mark.parametrize(("mask_size", "height", "width"), [((28, 28), 60, 80), ((2, 2), 50, 50), ((5, 9), 33, 21)])
 @pytest.mark.parametrize("threshold", [0.5, 0.3])
-def test_matches_reference(mask_size: Tuple[int, int], height: int, width: int, threshold: float) -> None:
+def test_matches_reference(mask_size: Tuple[int, int], height: int, width: int, threshold: float, device: str) -> None:
     masks = random_masks(25, *mask_size, seed=height)
     boxes = random_boxes(25, height, width, seed=width)
-    pasted = assert_matches_reference(masks, boxes, height, width, threshold)
+    pasted = assert_matches_reference(masks, boxes, height, width, threshold, device)
     assert pasted.any()
 
 
-def test_hand_computed_two_by_two_mask() -> None:
+def test_hand_computed_two_by_two_mask(device: str) -> None:
     # A 2x2 mask of ones in the box [2, 6) x [2, 6) of an 8x8 image: cells are 2 px wide, so pixel x samples
     # u = (x + 0.5 - 2) / 2 - 0.5 = -0.75, -0.25, 0.25, 0.75, 1.25, 1.75 for x = 1..6, and the zero padding
     # weighs the sample down to 0.25, 0.75, 1, 1, 0.75, 0.25 along each axis.
-    masks, boxes = torch.ones(1, 2, 2), torch.tensor([[2.0, 2.0, 6.0, 6.0]])
-    inside = torch.zeros(8, 8, dtype=torch.uint8)
+    masks, boxes = torch.ones(1, 2, 2, device=device), torch.tensor([[2.0, 2.0, 6.0, 6.0]], device=device)
+    inside = torch.zeros(8, 8, dtype=torch.uint8, device=device)
     inside[2:6, 2:6] = 1  # 0.75 * 0.75 = 0.5625 at the box corners
     assert torch.equal(paste_masks(masks, boxes, 8, 8, 0.5)[0], inside)
     assert torch.equal(paste_masks(masks, boxes, 8, 8, 0.3)[0], inside)  # 0.25 outside the box stays off
-    centre = torch.zeros(8, 8, dtype=torch.uint8)
+    centre = torch.zeros(8, 8, dtype=torch.uint8, device=device)
     centre[3:5, 3:5] = 1
     assert torch.equal(paste_masks(masks, boxes, 8, 8, 1.0)[0], centre)
     corners_off = inside.clone()
@@ -65,20 +68,20 @@ def test_hand_computed_two_by_two_mask() -> None:
     assert torch.equal(paste_masks(masks, boxes, 8, 8, 0.6)[0], corners_off)
 
 
-def test_bilinear_tail_reaches_beyond_the_box_below_one_half() -> None:
+def test_bilinear_tail_reaches_beyond_the_box_below_one_half(device: str) -> None:
     # Cells 8 px wide: half a cell of bilinear tail extends past the box, which only a threshold below 0.5 sees.
-    masks, boxes = torch.ones(1, 2, 2), torch.tensor([[0.0, 0.0, 16.0, 16.0]])
+    masks, boxes = torch.ones(1, 2, 2, device=device), torch.tensor([[0.0, 0.0, 16.0, 16.0]], device=device)
     u = (torch.arange(20, dtype=torch.float64) + 0.5) / 16 * 2 - 0.5
     weight = torch.minimum(u + 1, 2 - u).clamp(0, 1)  # all-ones mask with zero padding
     expected = weight[:, None] * weight[None, :]
     for threshold in (0.5, 0.3):
-        pasted = paste_masks(masks, boxes, 20, 20, threshold)[0]
+        pasted = paste_masks(masks, boxes, 20, 20, threshold)[0].cpu()
         assert torch.equal(pasted, (expected >= threshold).to(torch.uint8))
     assert paste_masks(masks, boxes, 20, 20, 0.3)[0, 5, 16:].tolist() == [1, 1, 0, 0]  # x = 16, 17 lie outside
     assert paste_masks(masks, boxes, 20, 20, 0.5)[0, 5, 15:].tolist() == [1, 0, 0, 0, 0]
 
 
-def test_degenerate_and_off_image_boxes() -> None:
+def test_degenerate_and_off_image_boxes(device: str) -> None:
     masks = torch.ones(6, 4, 4)
     boxes = torch.tensor(
         [
@@ -90,7 +93,7 @@ def test_degenerate_and_off_image_boxes() -> None:
             [3.2, 3.3, 3.7, 3.6],  # smaller than a pixel
         ]
     )
-    pasted = assert_matches_reference(masks, boxes, 16, 16, 0.5)
+    pasted = assert_matches_reference(masks, boxes, 16, 16, 0.5, device)
     assert pasted[:4].sum() == 0
     # Cells of the partly visible box are 4.5 x 1.75 px: its border pixels sample below 0.5 (e.g. 0.61 * 0.79).
     assert pasted[4, :4, 13:].all() and pasted[4, 4:].sum() == 0 and pasted[4, :, :12].sum() == 0
@@ -98,32 +101,34 @@ def test_degenerate_and_off_image_boxes() -> None:
     assert pasted[5].nonzero().tolist() == [[3, 3]]
 
 
-def test_empty_inputs() -> None:
-    assert paste_masks(torch.zeros(0, 28, 28), torch.zeros(0, 4), 30, 40).shape == (0, 30, 40)
-    assert paste_masks(torch.ones(2, 28, 28), torch.tensor([[0.0, 0.0, 5.0, 5.0]] * 2), 0, 40).shape == (2, 0, 40)
+def test_empty_inputs(device: str) -> None:
+    empty = paste_masks(torch.zeros(0, 28, 28, device=device), torch.zeros(0, 4, device=device), 30, 40)
+    assert empty.shape == (0, 30, 40) and empty.device.type == device
+    boxes = torch.tensor([[0.0, 0.0, 5.0, 5.0]] * 2, device=device)
+    assert paste_masks(torch.ones(2, 28, 28, device=device), boxes, 0, 40).shape == (2, 0, 40)
 
 
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float64])
-def test_other_dtypes(dtype: torch.dtype) -> None:
+def test_other_dtypes(dtype: torch.dtype, device: str) -> None:
     masks = random_masks(10, 14, 14, seed=1, dtype=dtype)
-    assert_matches_reference(masks, random_boxes(10, 40, 50, seed=2), 40, 50, 0.5)
+    assert_matches_reference(masks, random_boxes(10, 40, 50, seed=2), 40, 50, 0.5, device)
 
 
-def test_non_contiguous_inputs() -> None:
-    masks = random_masks(8, 28, 28, seed=3).transpose(1, 2)
-    boxes = torch.cat([random_boxes(8, 45, 45, seed=4), torch.zeros(8, 3)], dim=1)[:, :4]
+def test_non_contiguous_inputs(device: str) -> None:
+    masks = random_masks(8, 28, 28, seed=3).to(device).transpose(1, 2)
+    boxes = torch.cat([random_boxes(8, 45, 45, seed=4), torch.zeros(8, 3)], dim=1).to(device)[:, :4]
     assert not masks.is_contiguous() and not boxes.is_contiguous()
     expected = paste_masks(masks.contiguous(), boxes.contiguous(), 45, 45)
     assert torch.equal(paste_masks(masks, boxes, 45, 45), expected)
-    assert_matches_reference(masks, boxes, 45, 45, 0.5)
+    assert_matches_reference(masks.cpu(), boxes.cpu(), 45, 45, 0.5, device)
 
 
-def test_large_image_keeps_sub_pixel_precision() -> None:
+def test_large_image_keeps_sub_pixel_precision(device: str) -> None:
     # Pixel coordinates in the thousands with small boxes: positions are formed in float64.
     masks = random_masks(2, 28, 28, seed=5)
     boxes = torch.tensor([[3001.3, 20.2, 3013.9, 31.1], [3070.0, 10.5, 3099.0, 19.0]], dtype=torch.float64)
-    assert assert_matches_reference(masks, boxes, 40, 3100, 0.5).any()
-    assert assert_matches_reference(masks, boxes[:, [1, 0, 3, 2]], 3100, 40, 0.5).any()
+    assert assert_matches_reference(masks, boxes, 40, 3100, 0.5, device).any()
+    assert assert_matches_reference(masks, boxes[:, [1, 0, 3, 2]], 3100, 40, 0.5, device).any()
 
 
 @pytest.mark.parametrize(
@@ -147,9 +152,11 @@ def test_opcheck(r: int, mask_size: Tuple[int, int], threshold: float) -> None:
         (torch.zeros(3, 28, 28), torch.zeros(3, 4), 10, 1.5, r"threshold must be in \(0, 1\]"),
     ],
 )
-def test_bad_inputs_raise(masks: Tensor, boxes: Tensor, height: int, threshold: float, message: str) -> None:
+def test_bad_inputs_raise(
+    masks: Tensor, boxes: Tensor, height: int, threshold: float, message: str, device: str
+) -> None:
     with pytest.raises(RuntimeError, match=f"pysalient::paste_masks: .*{message}"):
-        paste_masks(masks, boxes, height, 12, threshold)
+        paste_masks(masks.to(device), boxes.to(device), height, 12, threshold)
 
 
 def test_torchscript_round_trip() -> None:

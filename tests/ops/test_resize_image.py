@@ -43,6 +43,13 @@ def pillow_resize(image: Tensor, out_h: int, out_w: int) -> Tensor:
     return torch.from_numpy(resized).reshape(out_h, out_w, image.shape[-1])
 
 
+def resized_on(device: str, image: Tensor, out_h: int, out_w: int) -> Tensor:
+    """resize_image run on ``device``, returned on the CPU."""
+    output = resize_image(image.to(device), out_h, out_w)
+    assert output.device.type == device
+    return output.cpu()
+
+
 CASES = {
     "upscale": (30, 40, 67, 91),
     "downscale": (97, 131, 23, 45),
@@ -63,17 +70,17 @@ CASES = {
 
 
 @pytest.mark.parametrize("case", list(CASES))
-def test_matches_pillow(case: str) -> None:
+def test_matches_pillow(case: str, device: str) -> None:
     height, width, out_h, out_w = CASES[case]
     if vertical_first(height, width, out_h, out_w) and not PILLOW_VERTICAL_FIRST:
         pytest.skip(f"Pillow {PIL.__version__} predates the vertical-first pass order")
     image = random_image(height, width, seed=height * 1000 + width)
     expected = pillow_resize(image, out_h, out_w)
-    assert torch.equal(resize_image(image, out_h, out_w), expected)
+    assert torch.equal(resized_on(device, image, out_h, out_w), expected)
     assert torch.equal(_reference.resize_image(image, out_h, out_w), expected)
 
 
-def test_random_shapes_match_pillow() -> None:
+def test_random_shapes_match_pillow(device: str) -> None:
     rng = random.Random(0)
     for index in range(30):
         height, width, out_h, out_w = (rng.randint(1, 120) for _ in range(4))
@@ -81,14 +88,14 @@ def test_random_shapes_match_pillow() -> None:
             continue
         image = random_image(height, width, seed=index)
         expected = pillow_resize(image, out_h, out_w)
-        assert torch.equal(resize_image(image, out_h, out_w), expected), (height, width, out_h, out_w)
+        assert torch.equal(resized_on(device, image, out_h, out_w), expected), (height, width, out_h, out_w)
         assert torch.equal(_reference.resize_image(image, out_h, out_w), expected), (height, width, out_h, out_w)
 
 
 @pytest.mark.parametrize("channels", [1, 2, 5])
-def test_every_channel_is_resized_like_a_grey_image(channels: int) -> None:
+def test_every_channel_is_resized_like_a_grey_image(channels: int, device: str) -> None:
     image = random_image(37, 29, seed=channels, channels=channels)
-    resized = resize_image(image, 23, 51)
+    resized = resized_on(device, image, 23, 51)
     assert resized.shape == (23, 51, channels)
     for channel in range(channels):
         grey = image[..., channel : channel + 1]
@@ -96,38 +103,38 @@ def test_every_channel_is_resized_like_a_grey_image(channels: int) -> None:
     assert torch.equal(_reference.resize_image(image, 23, 51), resized)
 
 
-def test_batch_resizes_each_image() -> None:
+def test_batch_resizes_each_image(device: str) -> None:
     images = torch.stack([random_image(45, 70, seed=1), random_image(45, 70, seed=2)])
-    resized = resize_image(images, 31, 99)
+    resized = resized_on(device, images, 31, 99)
     assert resized.shape == (2, 31, 99, 3)
     for index in range(2):
         assert torch.equal(resized[index], pillow_resize(images[index], 31, 99))
     assert torch.equal(_reference.resize_image(images, 31, 99), resized)
-    assert resize_image(images[:0], 31, 99).shape == (0, 31, 99, 3)
+    assert resized_on(device, images[:0], 31, 99).shape == (0, 31, 99, 3)
 
 
-def test_non_contiguous_inputs() -> None:
-    strided = random_image(90, 120, seed=3)[::2, 1::3]
-    channels_first = random_image(3, 44, seed=4, channels=57)  # [C, H, W] storage viewed as [H, W, C]
+def test_non_contiguous_inputs(device: str) -> None:
+    strided = random_image(90, 120, seed=3).to(device)[::2, 1::3]
+    channels_first = random_image(3, 44, seed=4, channels=57).to(device)  # [C, H, W] storage viewed as [H, W, C]
     permuted = channels_first.permute(1, 2, 0)
     for image in (strided, permuted):
         assert not image.is_contiguous()
-        expected = pillow_resize(image.contiguous(), 28, 35)
-        assert torch.equal(resize_image(image, 28, 35), expected)
-        assert torch.equal(_reference.resize_image(image, 28, 35), expected)
+        expected = pillow_resize(image.cpu().contiguous(), 28, 35)
+        assert torch.equal(resize_image(image, 28, 35).cpu(), expected)
+        assert torch.equal(_reference.resize_image(image, 28, 35).cpu(), expected)
 
 
-def test_hand_computed_values() -> None:
+def test_hand_computed_values(device: str) -> None:
     # Upscaling 2 -> 4 pixels: output centres 0.25, 0.75, 1.25, 1.75 in input coordinates; the triangle of
     # support 1 around each centre gives weights (1), (3/4, 1/4), (1/4, 3/4), (1) once the border taps that
     # fall outside the image are dropped and the rest renormalised.
-    image = torch.tensor([[[0], [200]]], dtype=torch.uint8)
+    image = torch.tensor([[[0], [200]]], dtype=torch.uint8, device=device)
     assert resize_image(image, 1, 4)[0, :, 0].tolist() == [0, 50, 150, 200]
     # Halving 4 -> 2: the triangle is stretched to support 2 around centres 1.0 and 3.0. Taps 0, 1, 2 weigh
     # 3/4, 3/4, 1/4 (normalised 3/7, 3/7, 1/7) and taps 1, 2, 3 weigh 1/4, 3/4, 3/4: 500/7 and 820/7.
-    row = torch.tensor([[[0], [100], [200], [40]]], dtype=torch.uint8)
+    row = torch.tensor([[[0], [100], [200], [40]]], dtype=torch.uint8, device=device)
     assert resize_image(row, 1, 2)[0, :, 0].tolist() == [71, 117]
-    assert torch.equal(resize_image(row, 1, 2), pillow_resize(row, 1, 2))
+    assert torch.equal(resize_image(row, 1, 2).cpu(), pillow_resize(row.cpu(), 1, 2))
 
 
 @pytest.fixture(scope="module")
@@ -137,10 +144,10 @@ def sparseinst_fixture() -> Dict[str, Tensor]:
     return torch.load(SPARSEINST_FIXTURE, weights_only=True, mmap=True)
 
 
-def test_golden_sparseinst_test_time_resize(sparseinst_fixture: Dict[str, Tensor]) -> None:
+def test_golden_sparseinst_test_time_resize(sparseinst_fixture: Dict[str, Tensor], device: str) -> None:
     image, expected = sparseinst_fixture["image_rgb"], sparseinst_fixture["resized_rgb"]
     assert image.shape == (300, 400, 3) and expected.shape == (320, 427, 3)
-    assert torch.equal(resize_image(image, 320, 427), expected)
+    assert torch.equal(resized_on(device, image, 320, 427), expected)
     assert torch.equal(_reference.resize_image(image, 320, 427), expected)
 
 
@@ -165,9 +172,9 @@ def test_opcheck(shape: tuple, out_h: int, out_w: int) -> None:
         (torch.zeros(5, 5, 0, dtype=torch.uint8), 4, 4, "at least one row, column and channel"),
     ],
 )
-def test_bad_inputs_raise(image: Tensor, out_h: int, out_w: int, message: str) -> None:
+def test_bad_inputs_raise(image: Tensor, out_h: int, out_w: int, message: str, device: str) -> None:
     with pytest.raises(RuntimeError, match=f"pysalient::resize_image: .*{message}"):
-        resize_image(image, out_h, out_w)
+        resize_image(image.to(device), out_h, out_w)
 
 
 def test_torchscript_round_trip() -> None:

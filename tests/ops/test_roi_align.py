@@ -74,56 +74,61 @@ def random_case(seed: int, batch: int = 2, channels: int = 3, height: int = 11, 
 
 
 # ------------------------------------------------------------------------------------------- hand-computed values
-def test_aligned_values_on_an_x_coordinate_map() -> None:
-    roi = torch.tensor([[0.0, 0.0, 0.0, 4.0, 4.0]], dtype=torch.float64)
+def test_aligned_values_on_an_x_coordinate_map(device: str) -> None:
+    values = x_coordinate_map().to(device)
+    roi = torch.tensor([[0.0, 0.0, 0.0, 4.0, 4.0]], dtype=torch.float64, device=device)
     # aligned: the RoI covers cells [-0.5, 3.5]; one bin of 4x4 adaptive samples at x = 0, 1, 2, 3.
-    assert roi_align(x_coordinate_map(), roi, 1, aligned=True).item() == pytest.approx(1.5)
+    assert roi_align(values, roi, 1, aligned=True).item() == pytest.approx(1.5)
     # 2x2 bins of 2x2 samples: x = 0, 1 (mean 0.5) and x = 2, 3 (mean 2.5) on every row.
     expected = torch.tensor([[[[0.5, 2.5], [0.5, 2.5]]]], dtype=torch.float64)
-    torch.testing.assert_close(roi_align(x_coordinate_map(), roi, 2, aligned=True), expected)
+    torch.testing.assert_close(roi_align(values, roi, 2, aligned=True).cpu(), expected)
 
 
-def test_legacy_values_use_the_last_column_alone_past_the_border() -> None:
-    roi = torch.tensor([[0.0, 0.0, 0.0, 4.0, 4.0]], dtype=torch.float64)
+def test_legacy_values_use_the_last_column_alone_past_the_border(device: str) -> None:
+    values = x_coordinate_map().to(device)
+    roi = torch.tensor([[0.0, 0.0, 0.0, 4.0, 4.0]], dtype=torch.float64, device=device)
     # legacy: samples at x = 0.5, 1.5, 2.5, 3.5; x = 3.5 lies past the last column and reads column 3 alone.
-    assert roi_align(x_coordinate_map(), roi, 1, aligned=False).item() == pytest.approx((0.5 + 1.5 + 2.5 + 3) / 4)
+    assert roi_align(values, roi, 1, aligned=False).item() == pytest.approx((0.5 + 1.5 + 2.5 + 3) / 4)
     expected = torch.tensor([[[[1.0, 3.0], [1.0, 3.0]]]], dtype=torch.float64)
-    torch.testing.assert_close(roi_align(x_coordinate_map(), roi, 2, sampling_ratio=1), expected)
+    torch.testing.assert_close(roi_align(values, roi, 2, sampling_ratio=1).cpu(), expected)
 
 
-def test_samples_off_the_map_count_but_contribute_zero() -> None:
-    values = x_coordinate_map(offset=1.0)  # column 0 holds 1
+def test_samples_off_the_map_count_but_contribute_zero(device: str) -> None:
+    values = x_coordinate_map(offset=1.0).to(device)  # column 0 holds 1
     # x samples at -2 (beyond -1: contributes 0 but counts) and 0 (column 0); y samples at rows 1 and 3.
-    far = torch.tensor([[0.0, -3.0, 0.0, 1.0, 4.0]], dtype=torch.float64)
+    far = torch.tensor([[0.0, -3.0, 0.0, 1.0, 4.0]], dtype=torch.float64, device=device)
     assert roi_align(values, far, 1, sampling_ratio=2).item() == pytest.approx((0 + 1 + 0 + 1) / 4)
     # x samples at -1 (clamped to column 0) and 1.
-    near = torch.tensor([[0.0, -2.0, 0.0, 2.0, 4.0]], dtype=torch.float64)
+    near = torch.tensor([[0.0, -2.0, 0.0, 2.0, 4.0]], dtype=torch.float64, device=device)
     assert roi_align(values, near, 1, sampling_ratio=2).item() == pytest.approx((1 + 2) / 2)
     # A RoI entirely off the map pools zeros.
-    gone = torch.tensor([[0.0, 20.0, 20.0, 30.0, 30.0]], dtype=torch.float64)
+    gone = torch.tensor([[0.0, 20.0, 20.0, 30.0, 30.0]], dtype=torch.float64, device=device)
     assert roi_align(values, gone, (2, 3), sampling_ratio=2).abs().max().item() == 0
 
 
-def test_legacy_mode_stretches_degenerate_rois_to_one_cell() -> None:
-    point = torch.tensor([[0.0, 1.0, 1.0, 1.0, 1.0]], dtype=torch.float64)
+def test_legacy_mode_stretches_degenerate_rois_to_one_cell(device: str) -> None:
+    values = x_coordinate_map().to(device)
+    point = torch.tensor([[0.0, 1.0, 1.0, 1.0, 1.0]], dtype=torch.float64, device=device)
     # legacy: extent max(0, 1) = 1, one sample at x = 1.5 -> value 1.5; aligned: empty adaptive grid -> 0.
-    assert roi_align(x_coordinate_map(), point, 1, sampling_ratio=-1).item() == pytest.approx(1.5)
-    assert roi_align(x_coordinate_map(), point, 1, sampling_ratio=-1, aligned=True).item() == 0
+    assert roi_align(values, point, 1, sampling_ratio=-1).item() == pytest.approx(1.5)
+    assert roi_align(values, point, 1, sampling_ratio=-1, aligned=True).item() == 0
 
 
 @pytest.mark.parametrize("aligned", [True, False])
 @pytest.mark.parametrize("sampling_ratio", [-1, 0, 1, 2])
-def test_matches_an_independent_scalar_implementation(aligned: bool, sampling_ratio: int) -> None:
+def test_matches_an_independent_scalar_implementation(aligned: bool, sampling_ratio: int, device: str) -> None:
     features, rois = random_case(seed=sampling_ratio + 10 * aligned, channels=2, count=8)
     expected = naive_roi_align(features, rois, 3, 2, 0.25, sampling_ratio, aligned)
-    torch.testing.assert_close(roi_align(features, rois, (3, 2), 0.25, sampling_ratio, aligned), expected)
+    output = roi_align(features.to(device), rois.to(device), (3, 2), 0.25, sampling_ratio, aligned)
+    torch.testing.assert_close(output.cpu(), expected)
     reference = _reference.multilevel_roi_align([features], rois, [0.25], [3, 2], sampling_ratio, aligned)[0]
     torch.testing.assert_close(reference, expected)
 
 
 # ------------------------------------------------------------------------------------------- API
-def test_list_of_boxes_equals_the_indexed_tensor_form() -> None:
+def test_list_of_boxes_equals_the_indexed_tensor_form(device: str) -> None:
     features, rois = random_case(seed=3, batch=3)
+    features, rois = features.to(device), rois.to(device)
     rois = rois[rois[:, 0].argsort(stable=True)]
     per_image = [rois[rois[:, 0] == b, 1:] for b in range(3)]
     torch.testing.assert_close(roi_align(features, per_image, 4, 0.5, 2), roi_align(features, rois, 4, 0.5, 2))
@@ -146,9 +151,9 @@ def test_integer_and_pair_output_sizes() -> None:
 
 
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
-def test_half_precision_is_computed_in_float(dtype: torch.dtype) -> None:
+def test_half_precision_is_computed_in_float(dtype: torch.dtype, device: str) -> None:
     features, rois = random_case(seed=6)
-    features, rois = features.to(dtype), rois.to(dtype)
+    features, rois = features.to(device, dtype), rois.to(device, dtype)
     output = roi_align(features, rois, 4, 0.5, 2, True)
     assert output.dtype == dtype
     expected = roi_align(features.float(), rois.float(), 4, 0.5, 2, True)
@@ -173,8 +178,9 @@ def test_gradcheck_through_roi_align() -> None:
         (torch.full((3, 5), 2.0, dtype=torch.float64), 2, RuntimeError, r"batch indices in \[2, 2\] but the batch"),
     ],
 )
-def test_bad_inputs_raise(boxes, output_size, error: type, message: str) -> None:
-    features = torch.zeros(2, 3, 8, 8, dtype=torch.float64)
+def test_bad_inputs_raise(boxes, output_size, error: type, message: str, device: str) -> None:
+    features = torch.zeros(2, 3, 8, 8, dtype=torch.float64, device=device)
+    boxes = [b.to(device) for b in boxes] if isinstance(boxes, list) else boxes.to(device)
     with pytest.raises(error, match=message):
         roi_align(features, boxes, output_size)
 

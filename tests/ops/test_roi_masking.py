@@ -34,10 +34,10 @@ def random_rois(
     return torch.cat([index, corner, corner + extent], dim=1).to(dtype)
 
 
-def test_hand_computed_ternary_mask() -> None:
+def test_hand_computed_ternary_mask(device: str) -> None:
     # scale 0.5: x in [4, 7] -> cells [2, 4), y in [2, 5] -> cells [1, 3); ratio 0.5 -> a 1-cell ring.
-    features = torch.ones(1, 1, 6, 6)
-    rois = torch.tensor([[0.0, 4.0, 2.0, 7.0, 5.0]])
+    features = torch.ones(1, 1, 6, 6, device=device)
+    rois = torch.tensor([[0.0, 4.0, 2.0, 7.0, 5.0]], device=device)
     expected = torch.tensor(
         [
             [0, -1, -1, -1, -1, 0],
@@ -48,43 +48,44 @@ def test_hand_computed_ternary_mask() -> None:
             [0, 0, 0, 0, 0, 0],
         ],
         dtype=torch.float32,
+        device=device,
     )
     out = roi_masking(features, rois, 0.5, 0.5, "ternary")
-    assert out.shape == (1, 1, 6, 6)
+    assert out.shape == (1, 1, 6, 6) and out.device == features.device
     assert torch.equal(out[0, 0], expected)
     assert torch.equal(roi_masking(features, rois, 0.5, 0.5, "binary")[0, 0], (expected == 1).float())
     assert torch.equal(roi_masking(features, rois, 0.5, 0.5, "expanded_binary")[0, 0], (expected != 0).float())
     assert torch.equal(_reference.roi_masking(features, rois, 0.5, 0.5, 2)[0, 0], expected)
 
 
-def test_default_third_ring_is_clamped_at_the_border_and_multiplies_features() -> None:
+def test_default_third_ring_is_clamped_at_the_border_and_multiplies_features(device: str) -> None:
     # Box cells [0, 3) x [0, 3); floor(3 * (1/3)) = 1 cell of ring, cut off above and left by the map border.
     features = torch.arange(32, dtype=torch.float32).reshape(1, 1, 4, 8) + 1.0
     rois = torch.tensor([[0.0, 0.0, 0.0, 2.5, 2.9]])
     mask = torch.zeros(4, 8)
     mask[:4, :4] = -1.0
     mask[:3, :3] = 1.0
-    out = roi_masking(features, rois, 1.0)
+    out = roi_masking(features.to(device), rois.to(device), 1.0).cpu()
     assert torch.equal(out[0, 0], features[0, 0] * mask)
 
 
-def test_widths_divisible_by_three_get_exactly_a_third() -> None:
+def test_widths_divisible_by_three_get_exactly_a_third(device: str) -> None:
     # floor(w * (1/3)) == w // 3 in double precision: the official `w // 3` ring for every integer width.
-    features = torch.ones(1, 1, 1, 200)
+    features = torch.ones(1, 1, 1, 200, device=device)
     for width in range(1, 60):
-        rois = torch.tensor([[0.0, 70.0, 0.0, 70.0 + width - 1, 0.0]])
+        rois = torch.tensor([[0.0, 70.0, 0.0, 70.0 + width - 1, 0.0]], device=device)
         mask = roi_masking(features, rois, 1.0)[0, 0, 0]
         assert int((mask == -1).sum()) == 2 * (width // 3)
         assert int((mask == 1).sum()) == width
 
 
-def test_snapping_is_outward_to_whole_cells() -> None:
-    features = torch.ones(1, 1, 1, 10)
+def test_snapping_is_outward_to_whole_cells(device: str) -> None:
+    features = torch.ones(1, 1, 1, 10, device=device)
     # x in [7.9, 8.0] at scale 1/4 -> cells floor(1.975) = 1 .. floor(2.0) + 1 = 3 (exclusive).
-    out = roi_masking(features, torch.tensor([[0.0, 7.9, 0.0, 8.0, 0.0]]), 0.25, 0.0, "binary")
+    out = roi_masking(features, torch.tensor([[0.0, 7.9, 0.0, 8.0, 0.0]], device=device), 0.25, 0.0, "binary")
     assert out[0, 0, 0].tolist() == [0, 1, 1, 0, 0, 0, 0, 0, 0, 0]
     # A point box covers the one cell it falls in.
-    out = roi_masking(features, torch.tensor([[0.0, 5.5, 0.0, 5.5, 0.0]]), 1.0, 0.0, "binary")
+    out = roi_masking(features, torch.tensor([[0.0, 5.5, 0.0, 5.5, 0.0]], device=device), 1.0, 0.0, "binary")
     assert out[0, 0, 0].tolist() == [0, 0, 0, 0, 0, 1, 0, 0, 0, 0]
 
 
@@ -98,79 +99,84 @@ def test_snapping_is_outward_to_whole_cells() -> None:
         [0.0, 0.0, 6.0, 5.0, 9.0],  # below the map
     ],
 )
-def test_empty_boxes_give_all_zero_masks(roi: List[float]) -> None:
-    features = random_features([1, 2, 6, 10], 0)
+def test_empty_boxes_give_all_zero_masks(roi: List[float], device: str) -> None:
+    features = random_features([1, 2, 6, 10], 0).to(device)
     for mode in MODES:
-        out = roi_masking(features, torch.tensor([roi]), 1.0, 5.0, mode)
+        out = roi_masking(features, torch.tensor([roi], device=device), 1.0, 5.0, mode)
         assert torch.count_nonzero(out) == 0
 
 
-def test_partly_off_map_box_is_clipped_before_the_ring() -> None:
+def test_partly_off_map_box_is_clipped_before_the_ring(device: str) -> None:
     # x cells [-2, 3) clip to [0, 3): ring floor(3 * 0.5) = 1 on the right only.
-    features = torch.ones(1, 1, 1, 8)
-    out = roi_masking(features, torch.tensor([[0.0, -2.0, 0.0, 2.0, 0.0]]), 1.0, 0.5)
+    features = torch.ones(1, 1, 1, 8, device=device)
+    out = roi_masking(features, torch.tensor([[0.0, -2.0, 0.0, 2.0, 0.0]], device=device), 1.0, 0.5)
     assert out[0, 0, 0].tolist() == [1, 1, 1, -1, 0, 0, 0, 0]
 
 
 @pytest.mark.parametrize("mode", MODES)
-def test_expand_ratio_zero_has_no_ring(mode: str) -> None:
-    features = random_features([2, 3, 7, 9], 1)
-    rois = random_rois(12, 2, 14.0, 18.0, 1)
+def test_expand_ratio_zero_has_no_ring(mode: str, device: str) -> None:
+    features = random_features([2, 3, 7, 9], 1).to(device)
+    rois = random_rois(12, 2, 14.0, 18.0, 1).to(device)
     torch.testing.assert_close(
         roi_masking(features, rois, 0.5, 0.0, mode), roi_masking(features, rois, 0.5, 0.0, "binary")
     )
 
 
-def test_huge_expand_ratio_covers_the_map() -> None:
-    features = torch.ones(1, 1, 5, 5)
-    out = roi_masking(features, torch.tensor([[0.0, 2.0, 2.0, 2.0, 2.0]]), 1.0, 1e300, "expanded_binary")
-    assert torch.equal(out[0, 0], torch.ones(5, 5))
+def test_huge_expand_ratio_covers_the_map(device: str) -> None:
+    features = torch.ones(1, 1, 5, 5, device=device)
+    rois = torch.tensor([[0.0, 2.0, 2.0, 2.0, 2.0]], device=device)
+    out = roi_masking(features, rois, 1.0, 1e300, "expanded_binary")
+    assert torch.equal(out[0, 0].cpu(), torch.ones(5, 5))
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 @pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("seed", range(3))
-def test_matches_reference_forward_and_backward(dtype: torch.dtype, mode: str, seed: int) -> None:
+def test_matches_reference_forward_and_backward(dtype: torch.dtype, mode: str, seed: int, device: str) -> None:
     features = random_features([3, 4, 11, 13], seed, dtype)
     rois = random_rois(25, 3, 44.0, 52.0, seed, dtype)
     weight = random_features([25, 4, 11, 13], seed + 100, dtype)
-    native_in = features.clone().requires_grad_(True)
+    native_in = features.to(device).requires_grad_(True)
     reference_in = features.clone().requires_grad_(True)
-    out = roi_masking(native_in, rois, 0.25, 1.0 / 3.0, mode)
+    out = roi_masking(native_in, rois.to(device), 0.25, 1.0 / 3.0, mode)
     expected = _reference.roi_masking(reference_in, rois, 0.25, 1.0 / 3.0, MODE_INDEX[mode])
-    torch.testing.assert_close(out, expected, rtol=0, atol=0)
-    (grad,) = torch.autograd.grad((out * weight).sum(), native_in)
+    torch.testing.assert_close(out.cpu(), expected, rtol=0, atol=0)
+    (grad,) = torch.autograd.grad((out * weight.to(device)).sum(), native_in)
     (expected_grad,) = torch.autograd.grad((expected * weight).sum(), reference_in)
-    torch.testing.assert_close(grad, expected_grad)
+    torch.testing.assert_close(grad.cpu(), expected_grad)
 
 
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
-def test_half_precision(dtype: torch.dtype) -> None:
+def test_half_precision(dtype: torch.dtype, device: str) -> None:
     features = random_features([2, 3, 9, 10], 4, dtype)
     rois = random_rois(10, 2, 18.0, 20.0, 4, dtype)
-    native_in = features.clone().requires_grad_(True)
+    native_in = features.to(device).requires_grad_(True)
     reference_in = features.float().requires_grad_(True)
-    out = roi_masking(native_in, rois, 0.5)
+    out = roi_masking(native_in, rois.to(device), 0.5)
     expected = _reference.roi_masking(reference_in, rois.float(), 0.5, 1.0 / 3.0, 2)
     assert out.dtype == dtype
-    torch.testing.assert_close(out.float(), expected, rtol=0, atol=0)  # multiplying by -1, 0, 1 is exact
+    torch.testing.assert_close(out.float().cpu(), expected, rtol=0, atol=0)  # multiplying by -1, 0, 1 is exact
     weight = random_features([10, 3, 9, 10], 5, dtype)
-    (grad,) = torch.autograd.grad((out * weight).sum(), native_in)
+    (grad,) = torch.autograd.grad((out * weight.to(device)).sum(), native_in)
     (expected_grad,) = torch.autograd.grad((expected * weight.float()).sum(), reference_in)
     assert grad.dtype == dtype
-    torch.testing.assert_close(grad.float(), expected_grad, rtol=1e-2, atol=1e-2)
+    torch.testing.assert_close(grad.float().cpu(), expected_grad, rtol=1e-2, atol=1e-2)
 
 
-def test_nan_coordinates_act_as_zero() -> None:
+def test_nan_coordinates_act_as_zero(device: str) -> None:
     features = random_features([1, 1, 5, 5], 6)
     rois = torch.tensor([[0.0, float("nan"), 1.0, 2.0, 3.0], [0.0, 1.0, 1.0, float("inf"), float("nan")]])
-    torch.testing.assert_close(roi_masking(features, rois, 1.0), _reference.roi_masking(features, rois, 1.0, 1 / 3, 2))
+    torch.testing.assert_close(
+        roi_masking(features.to(device), rois.to(device), 1.0).cpu(),
+        _reference.roi_masking(features, rois, 1.0, 1 / 3, 2),
+    )
 
 
-def test_batch_rois_in_mixed_order_read_and_write_their_own_image() -> None:
-    features = torch.stack([torch.full((1, 4, 4), float(b + 1)) for b in range(3)])
+def test_batch_rois_in_mixed_order_read_and_write_their_own_image(device: str) -> None:
+    features = torch.stack([torch.full((1, 4, 4), float(b + 1)) for b in range(3)]).to(device)
     rois = torch.tensor(
-        [[2.0, 0.0, 0.0, 3.0, 3.0], [0.0, 0.0, 0.0, 3.0, 3.0], [2.0, 1.0, 1.0, 1.0, 1.0], [1.0, 0.0, 0.0, 3.0, 3.0]]
+        [[2.0, 0.0, 0.0, 3.0, 3.0], [0.0, 0.0, 0.0, 3.0, 3.0], [2.0, 1.0, 1.0, 1.0, 1.0], [1.0, 0.0, 0.0, 3.0, 3.0]],
+        device=device,
     )
     out = roi_masking(features.clone().requires_grad_(True), rois, 1.0, 0.0, "binary")
     assert out[:, 0, 0, 0].tolist() == [3.0, 1.0, 0.0, 2.0]
@@ -178,12 +184,12 @@ def test_batch_rois_in_mixed_order_read_and_write_their_own_image() -> None:
     grad = torch.autograd.grad(roi_masking(features, rois, 1.0, 0.0, "binary").sum(), features)[0]
     expected = torch.ones(3, 1, 4, 4)
     expected[2, 0, 1, 1] = 2.0  # two RoIs of image 2 cover that cell
-    assert torch.equal(grad, expected)
+    assert torch.equal(grad.cpu(), expected)
 
 
-def test_non_contiguous_features_and_rois() -> None:
-    features = random_features([2, 3, 8, 9], 7).permute(0, 1, 3, 2)
-    rois = torch.cat([random_rois(6, 2, 18.0, 16.0, 7), torch.zeros(6, 2)], dim=1)[:, :5]
+def test_non_contiguous_features_and_rois(device: str) -> None:
+    features = random_features([2, 3, 8, 9], 7).to(device).permute(0, 1, 3, 2)
+    rois = torch.cat([random_rois(6, 2, 18.0, 16.0, 7), torch.zeros(6, 2)], dim=1).to(device)[:, :5]
     assert not features.is_contiguous() and not rois.is_contiguous()
     torch.testing.assert_close(
         roi_masking(features, rois, 0.5), roi_masking(features.contiguous(), rois.contiguous(), 0.5), rtol=0, atol=0
@@ -192,17 +198,17 @@ def test_non_contiguous_features_and_rois() -> None:
     torch.testing.assert_close(roi_masking(channels_last, rois, 0.5), roi_masking(features, rois, 0.5))
 
 
-def test_empty_rois() -> None:
-    features = random_features([2, 3, 5, 6], 8).requires_grad_(True)
-    out = roi_masking(features, torch.zeros(0, 5), 0.5)
+def test_empty_rois(device: str) -> None:
+    features = random_features([2, 3, 5, 6], 8).to(device).requires_grad_(True)
+    out = roi_masking(features, torch.zeros(0, 5, device=device), 0.5)
     assert out.shape == (0, 3, 5, 6)
     (grad,) = torch.autograd.grad(out.sum(), features)
     assert torch.equal(grad, torch.zeros_like(features))
 
 
-def test_zero_size_map() -> None:
-    features = torch.zeros(2, 3, 0, 4, requires_grad=True)
-    out = roi_masking(features, torch.tensor([[1.0, 0.0, 0.0, 2.0, 2.0]]), 1.0)
+def test_zero_size_map(device: str) -> None:
+    features = torch.zeros(2, 3, 0, 4, requires_grad=True, device=device)
+    out = roi_masking(features, torch.tensor([[1.0, 0.0, 0.0, 2.0, 2.0]], device=device), 1.0)
     assert out.shape == (1, 3, 0, 4)
     assert torch.autograd.grad(out.sum(), features)[0].shape == (2, 3, 0, 4)
 
@@ -224,9 +230,9 @@ def test_gradcheck(mode: str) -> None:
     assert torch.autograd.gradgradcheck(lambda f: roi_masking(f, rois, 0.5, 0.5, mode), (features,))
 
 
-def test_rois_get_no_gradient() -> None:
-    features = random_features([1, 1, 4, 4], 10).requires_grad_(True)
-    rois = torch.tensor([[0.0, 0.0, 0.0, 2.0, 2.0]], requires_grad=True)
+def test_rois_get_no_gradient(device: str) -> None:
+    features = random_features([1, 1, 4, 4], 10).to(device).requires_grad_(True)
+    rois = torch.tensor([[0.0, 0.0, 0.0, 2.0, 2.0]], requires_grad=True, device=device)
     grads = torch.autograd.grad(roi_masking(features, rois, 1.0).sum(), (features, rois), allow_unused=True)
     assert grads[0] is not None and grads[1] is None
 
@@ -255,14 +261,14 @@ def test_opcheck(mode: int, num_rois: int) -> None:
         (torch.zeros(1, 1, 4, 4), torch.zeros(1, 5), {"expand_ratio": -0.1}, "expand_ratio must be finite and >= 0"),
     ],
 )
-def test_bad_inputs_raise(features: torch.Tensor, rois: torch.Tensor, kwargs: dict, message: str) -> None:
+def test_bad_inputs_raise(features: torch.Tensor, rois: torch.Tensor, kwargs: dict, message: str, device: str) -> None:
     arguments = {"spatial_scale": 1.0, "expand_ratio": 0.25, **kwargs}
     with pytest.raises(RuntimeError, match=message):
-        roi_masking(features, rois, **arguments)
+        roi_masking(features.to(device), rois.to(device), **arguments)
 
 
-def test_bad_mode_and_backward_inputs_raise() -> None:
-    features, rois = torch.zeros(1, 1, 4, 4), torch.zeros(2, 5)
+def test_bad_mode_and_backward_inputs_raise(device: str) -> None:
+    features, rois = torch.zeros(1, 1, 4, 4, device=device), torch.zeros(2, 5, device=device)
     with pytest.raises(ValueError, match="mode must be one of"):
         roi_masking(features, rois, 1.0, 0.25, "quaternary")
     with pytest.raises(ValueError, match="spatial_scale must be > 0"):
@@ -270,9 +276,9 @@ def test_bad_mode_and_backward_inputs_raise() -> None:
     with pytest.raises(RuntimeError, match=r"mode must be 0 \(binary\)"):
         torch.ops.pysalient.roi_masking(features, rois, 1.0, 0.25, 3)
     with pytest.raises(RuntimeError, match="grad_output has 3 RoIs but rois has 2"):
-        torch.ops.pysalient._roi_masking_backward(torch.zeros(3, 1, 4, 4), rois, 1.0, 0.25, 2, 1)
+        torch.ops.pysalient._roi_masking_backward(torch.zeros(3, 1, 4, 4, device=device), rois, 1.0, 0.25, 2, 1)
     with pytest.raises(RuntimeError, match=r"batch indices in \[0, 0\] but the batch has 0 image"):
-        torch.ops.pysalient._roi_masking_backward(torch.zeros(2, 1, 4, 4), rois, 1.0, 0.25, 2, 0)
+        torch.ops.pysalient._roi_masking_backward(torch.zeros(2, 1, 4, 4, device=device), rois, 1.0, 0.25, 2, 0)
 
 
 def test_torchscript_round_trip() -> None:

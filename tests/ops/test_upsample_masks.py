@@ -39,9 +39,17 @@ def random_logits(n: int, h: int, w: int, seed: int, dtype: torch.dtype = torch.
 
 
 def assert_matches_reference(
-    logits: Tensor, padded_hw: List[int], image_hw: List[int], output_hw: List[int], threshold: float
+    logits: Tensor,
+    padded_hw: List[int],
+    image_hw: List[int],
+    output_hw: List[int],
+    threshold: float,
+    device: str = "cpu",
 ) -> None:
-    masks, boxes, maskness = upsample_masks(logits, padded_hw, image_hw, output_hw, threshold)
+    """Runs the op on ``device`` and compares with the CPU reference."""
+    outputs = upsample_masks(logits.to(device), padded_hw, image_hw, output_hw, threshold)
+    assert all(output.device.type == device for output in outputs)
+    masks, boxes, maskness = (output.cpu() for output in outputs)
     ref_masks, ref_boxes, ref_maskness = _reference.upsample_masks(logits, padded_hw, image_hw, output_hw, threshold)
     compute = torch.float64 if logits.dtype == torch.float64 else torch.float32
     probabilities = _reference.upsample_mask_probabilities(logits.to(compute), padded_hw, image_hw, output_hw)
@@ -59,53 +67,56 @@ def assert_matches_reference(
 
 @pytest.mark.parametrize("size", list(SIZES))
 @pytest.mark.parametrize("threshold", [0.1, 0.45, 0.9])
-def test_matches_reference(size: str, threshold: float) -> None:
+def test_matches_reference(size: str, threshold: float, device: str) -> None:
     (h, w), padded_hw, image_hw, output_hw = SIZES[size]
-    assert_matches_reference(random_logits(6, h, w, seed=h * w), padded_hw, image_hw, output_hw, threshold)
+    assert_matches_reference(random_logits(6, h, w, seed=h * w), padded_hw, image_hw, output_hw, threshold, device)
 
 
-def test_probabilities_agree_at_every_threshold() -> None:
+def test_probabilities_agree_at_every_threshold(device: str) -> None:
     # The op returns binary masks only; sweeping the threshold pins the native probability of every pixel
     # to within the tolerance of the reference (a pixel agrees at all thresholds farther away than that).
     (h, w), padded_hw, image_hw, output_hw = SIZES["sparseinst_quarter_resolution"]
     logits = random_logits(2, h, w, seed=1)
     probabilities = _reference.upsample_mask_probabilities(logits, padded_hw, image_hw, output_hw)
     for threshold in torch.linspace(0.002, 0.998, 250).tolist():
-        masks = upsample_masks(logits, padded_hw, image_hw, output_hw, threshold)[0]
+        masks = upsample_masks(logits.to(device), padded_hw, image_hw, output_hw, threshold)[0].cpu()
         expected = probabilities > torch.tensor(threshold, dtype=torch.float32)
         near_threshold = (probabilities - threshold).abs() <= PROBABILITY_TOLERANCE
         assert not ((masks.bool() != expected) & ~near_threshold).any(), threshold
 
 
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float64])
-def test_other_dtypes(dtype: torch.dtype) -> None:
+def test_other_dtypes(dtype: torch.dtype, device: str) -> None:
     (h, w), padded_hw, image_hw, output_hw = SIZES["odd_sizes_mixed_scales"]
-    assert_matches_reference(random_logits(4, h, w, seed=2, dtype=dtype), padded_hw, image_hw, output_hw, 0.45)
+    logits = random_logits(4, h, w, seed=2, dtype=dtype)
+    assert_matches_reference(logits, padded_hw, image_hw, output_hw, 0.45, device)
 
 
-def test_empty_and_single_mask() -> None:
-    masks, boxes, maskness = upsample_masks(torch.zeros(0, 20, 28), [80, 112], [80, 107], [75, 100], 0.45)
-    assert masks.shape == (0, 75, 100) and masks.dtype == torch.uint8
+def test_empty_and_single_mask(device: str) -> None:
+    empty = torch.zeros(0, 20, 28, device=device)
+    masks, boxes, maskness = upsample_masks(empty, [80, 112], [80, 107], [75, 100], 0.45)
+    assert masks.shape == (0, 75, 100) and masks.dtype == torch.uint8 and masks.device.type == device
     assert boxes.shape == (0, 4) and boxes.dtype == torch.float32
     assert maskness.shape == (0,) and maskness.dtype == torch.float32
-    assert_matches_reference(random_logits(1, 20, 28, seed=3), [80, 112], [80, 107], [75, 100], 0.45)
+    assert_matches_reference(random_logits(1, 20, 28, seed=3), [80, 112], [80, 107], [75, 100], 0.45, device)
 
 
-def test_non_contiguous_logits() -> None:
-    logits = random_logits(5, 28, 20, seed=4).transpose(1, 2)
+def test_non_contiguous_logits(device: str) -> None:
+    logits = random_logits(5, 28, 20, seed=4).to(device).transpose(1, 2)
     assert not logits.is_contiguous()
     expected = upsample_masks(logits.contiguous(), [80, 112], [80, 107], [75, 100], 0.45)
     for got, want in zip(upsample_masks(logits, [80, 112], [80, 107], [75, 100], 0.45), expected):
         assert torch.equal(got, want)
-    assert_matches_reference(random_logits(6, 20, 56, seed=5)[:, :, ::2], [80, 112], [80, 107], [75, 100], 0.45)
+    strided = random_logits(6, 20, 56, seed=5).to(device)[:, :, ::2]
+    assert_matches_reference(strided, [80, 112], [80, 107], [75, 100], 0.45, device)
 
 
-def test_hand_computed_masks_boxes_and_maskness() -> None:
+def test_hand_computed_masks_boxes_and_maskness(device: str) -> None:
     # One confident pixel in a 2x2 map, upsampled 2x (no padding): along each axis the output samples sit at
     # input positions 0 (clamped), 0.25, 0.75, 1.25, so the weights of pixel 0 are 1, 3/4, 1/4, 0.
     p = torch.sigmoid(torch.tensor(10.0)).item()
     q = torch.sigmoid(torch.tensor(-10.0)).item()
-    logits = torch.tensor([[[10.0, -10.0], [-10.0, -10.0]]])
+    logits = torch.tensor([[[10.0, -10.0], [-10.0, -10.0]]], device=device)
     profile = torch.tensor([1.0, 0.75, 0.25, 0.0], dtype=torch.float64)
     expected_probabilities = profile[:, None] * profile[None, :] * (p - q) + q
     for threshold, box in ((0.5, [0.0, 0.0, 2.0, 2.0]), (0.7, [0.0, 0.0, 2.0, 2.0]), (0.8, [0.0, 0.0, 1.0, 1.0])):
@@ -117,9 +128,9 @@ def test_hand_computed_masks_boxes_and_maskness() -> None:
     # 0.7 keeps the 3 pixels of weight >= 3/4 but not the diagonal one of weight 9/16.
     assert upsample_masks(logits, [2, 2], [2, 2], [4, 4], 0.7)[0][0, :2, :2].tolist() == [[1, 1], [1, 0]]
     # An empty mask has a zero box and zero maskness; a full one spans the output.
-    masks, boxes, maskness = upsample_masks(torch.full((2, 3, 3), -5.0), [6, 6], [5, 4], [7, 9], 0.5)
+    masks, boxes, maskness = upsample_masks(torch.full((2, 3, 3), -5.0, device=device), [6, 6], [5, 4], [7, 9], 0.5)
     assert masks.sum() == 0 and boxes.abs().sum() == 0 and maskness.abs().sum() == 0
-    masks, boxes, maskness = upsample_masks(torch.full((1, 3, 3), 5.0), [6, 6], [5, 4], [7, 9], 0.5)
+    masks, boxes, maskness = upsample_masks(torch.full((1, 3, 3), 5.0, device=device), [6, 6], [5, 4], [7, 9], 0.5)
     assert masks.all() and boxes[0].tolist() == [0.0, 0.0, 9.0, 7.0]
     assert maskness[0].item() == pytest.approx(torch.sigmoid(torch.tensor(5.0)).item(), abs=1e-6)
 
@@ -131,10 +142,11 @@ def sparseinst_fixture() -> Dict[str, Dict[str, Tensor]]:
     return torch.load(SPARSEINST_FIXTURE, weights_only=True, mmap=True)
 
 
-def test_golden_sparseinst_post_processing(sparseinst_fixture: Dict[str, Dict[str, Tensor]]) -> None:
+def test_golden_sparseinst_post_processing(sparseinst_fixture: Dict[str, Dict[str, Tensor]], device: str) -> None:
     decoder, instances = sparseinst_fixture["decoder"], sparseinst_fixture["instances"]
     # Decoder masks are at 1/4 of the padded 320x448 input; the resized image is 320x427, the original 300x400.
-    masks, boxes, maskness = upsample_masks(decoder["pred_masks"][0], [320, 448], [320, 427], [300, 400], 0.45)
+    logits = decoder["pred_masks"][0].to(device)
+    masks, boxes, maskness = (t.cpu() for t in upsample_masks(logits, [320, 448], [320, 427], [300, 400], 0.45))
     expected = instances["pred_masks"]
     assert masks.shape == expected.shape == (100, 300, 400)
     differing = (masks.bool() != expected).sum().item()
@@ -174,17 +186,18 @@ def test_opcheck(
     ],
 )
 def test_bad_inputs_raise(
-    logits: Tensor, padded_hw: List[int], image_hw: List[int], output_hw: List[int], message: str
+    logits: Tensor, padded_hw: List[int], image_hw: List[int], output_hw: List[int], message: str, device: str
 ) -> None:
     with pytest.raises(RuntimeError, match=f"pysalient::upsample_masks: .*{message}"):
-        upsample_masks(logits, padded_hw, image_hw, output_hw, 0.45)
+        upsample_masks(logits.to(device), padded_hw, image_hw, output_hw, 0.45)
 
 
-def test_size_lists_must_hold_two_entries() -> None:
+def test_size_lists_must_hold_two_entries(device: str) -> None:
+    logits = torch.zeros(1, 4, 4, device=device)
     with pytest.raises(ValueError, match="must each hold 2 sizes"):
-        upsample_masks(torch.zeros(1, 4, 4), [8, 8, 8], [8, 8], [8, 8], 0.45)
+        upsample_masks(logits, [8, 8, 8], [8, 8], [8, 8], 0.45)
     with pytest.raises(RuntimeError, match=r"pysalient::upsample_masks: padded_hw must hold 2 sizes \(height, width\)"):
-        torch.ops.pysalient.upsample_masks(torch.zeros(1, 4, 4), [8, 8, 8], [8, 8], [8, 8], 0.45)
+        torch.ops.pysalient.upsample_masks(logits, [8, 8, 8], [8, 8], [8, 8], 0.45)
 
 
 def test_torchscript_round_trip() -> None:

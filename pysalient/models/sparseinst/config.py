@@ -24,7 +24,8 @@ class SparseInstConfig:
         backbone: ``resnet18/34/50/101`` or ``mobilenetv2``.
         backbone_norm: ``"FrozenBN"`` (pretrained ResNets, as official), ``"BN"`` or ``"GN"``.
         backbone_freeze_at: ResNet stages frozen (0 as in the official configs); ignored by MobileNetV2.
-        backbone_width_multiplier: MobileNetV2 width; must stay 1.0 for ResNets.
+        backbone_width_multiplier: channel multiplier of the backbone (MobileNetV2's width; for ResNets it scales
+            the stem and every stage, so 0.5 gives a quarter of the parameters).
         encoder_channels: width of the instance context encoder (256).
         ppm_sizes: output bins of the pyramid pooling module (PSPNet's 1, 2, 3, 6).
         ppm_channels: width of each pooled branch; 0 means ``encoder_channels // 4`` as official.
@@ -76,8 +77,8 @@ class SparseInstConfig:
         problems: List[str] = []
         if self.backbone not in BACKBONE_NAMES:
             problems.append(f"backbone must be one of {BACKBONE_NAMES}, got {self.backbone!r}")
-        if self.backbone != "mobilenetv2" and self.backbone_width_multiplier != 1.0:
-            problems.append("backbone_width_multiplier only applies to mobilenetv2")
+        if self.backbone_width_multiplier <= 0:
+            problems.append(f"backbone_width_multiplier must be positive, got {self.backbone_width_multiplier}")
         if self.decoder not in DECODER_KINDS:
             problems.append(f"decoder must be one of {DECODER_KINDS}, got {self.decoder!r}")
         for name in ("encoder_channels", "num_queries", "num_classes", "kernel_dim", "inst_dim", "mask_dim"):
@@ -105,7 +106,11 @@ class SparseInstConfig:
         """Keyword arguments of :func:`pysalient.backbones.build_backbone` for this config."""
         if self.backbone == "mobilenetv2":
             return {"width_multiplier": self.backbone_width_multiplier, "norm": self.backbone_norm}
-        return {"norm": self.backbone_norm, "freeze_at": self.backbone_freeze_at}
+        kwargs: Dict[str, Any] = {"norm": self.backbone_norm, "freeze_at": self.backbone_freeze_at}
+        if self.backbone_width_multiplier != 1.0:
+            width = max(8, int(round(64 * self.backbone_width_multiplier)))
+            kwargs.update(stem_out_channels=width, width_per_group=width)
+        return kwargs
 
     def replace(self, **changes: Any) -> SparseInstConfig:
         """A copy with ``changes`` applied (and validated)."""
@@ -163,11 +168,37 @@ def sparseinst_mbv2_tiny(num_classes: int = 1, **changes: Any) -> SparseInstConf
     return SparseInstConfig(num_classes=num_classes, **defaults)
 
 
+def sparseinst_r18_light(num_classes: int = 1, **changes: Any) -> SparseInstConfig:
+    """Half-width ResNet-18 (BN, 2.8 M parameters) with the light decoder: the default salient-instance model.
+
+    Same head as ``sparseinst_mbv2_tiny`` (128-channel encoder, two 128-wide convolutions per tower, 50 queries in
+    4 groups, 64-dimensional kernels); the ResNet trains about 1.5x faster than MobileNetV2 on a CPU, where
+    depthwise convolutions are slow. Trainable BatchNorm: it is trained from scratch, not from ImageNet weights.
+    Test size 224 (shortest side), matching the 256-pixel SynthSIS images it is trained on.
+    """
+    defaults: Dict[str, Any] = {
+        "backbone": "resnet18",
+        "backbone_norm": "BN",
+        "backbone_width_multiplier": 0.5,
+        "encoder_channels": 128,
+        "num_queries": 50,
+        "kernel_dim": 64,
+        "inst_convs": 2,
+        "inst_dim": 128,
+        "mask_convs": 2,
+        "mask_dim": 128,
+        "min_size_test": 224,
+    }
+    defaults.update(changes)
+    return SparseInstConfig(num_classes=num_classes, **defaults)
+
+
 PRESETS: Dict[str, Callable[..., SparseInstConfig]] = {
     "sparseinst_r50_giam": sparseinst_r50_giam,
     "sparseinst_r50_base": sparseinst_r50_base,
     "sparseinst_r50_giam_soft": sparseinst_r50_giam_soft,
     "sparseinst_mbv2_tiny": sparseinst_mbv2_tiny,
+    "sparseinst_r18_light": sparseinst_r18_light,
 }
 
 

@@ -15,6 +15,7 @@ from pysalient.models.sparseinst.convert import CLASS_SCORE_KEY, convert_officia
 from pysalient.models.sparseinst.model import SparseInst, build_sparseinst
 from pysalient.models.sparseinst.postprocess import postprocess
 from pysalient.models.sparseinst.preprocess import pad_and_batch, preprocess_image
+from pysalient.models.sparseinst.training import build_criterion, prepare_batch
 
 
 def detect(
@@ -75,11 +76,14 @@ FAMILY = register_family(
         load_weights=load_weights,
         num_classes_in=num_classes_in,
         detect=detect,
+        build_criterion=build_criterion,
+        prepare_batch=prepare_batch,
     )
 )
 
-# The light model is the family default: issue 4 trains it on SynthSIS and ships its weights with the package.
-register_model("sparseinst_mbv2_tiny", family="sparseinst", default=True)(presets.sparseinst_mbv2_tiny)
+# The light ResNet model is the family default: trained on SynthSIS, its weights ship with the package.
+register_model("sparseinst_r18_light", family="sparseinst", default=True)(presets.sparseinst_r18_light)
+register_model("sparseinst_mbv2_tiny", family="sparseinst")(presets.sparseinst_mbv2_tiny)
 register_model("sparseinst_r50_giam", family="sparseinst")(presets.sparseinst_r50_giam)
 register_model("sparseinst_r50_base", family="sparseinst")(presets.sparseinst_r50_base)
 register_model("sparseinst_r50_giam_soft", family="sparseinst")(presets.sparseinst_r50_giam_soft)

@@ -1,0 +1,93 @@
+// Rectangular linear sum assignment for CUDA tensors. The shortest-augmenting-path solver is inherently
+// sequential and the matrices are small (queries x targets of one image), so the CUDA kernel moves the cost to the
+// host ONCE (one device-to-host copy, already in double and with the shorter side as rows), runs the CPU solver of
+// linear_sum_assignment_kernel.h and moves the (rows, cols) indices back. Results,
+// validation and error messages are those of the CPU kernel. A matcher that solves several images should still
+// concatenate their costs and copy them to the host once per batch (see the SparseInst matcher).
+#include <ATen/ATen.h>
+#include <torch/library.h>
+
+#include <cmath>
+#include <limits>
+#include <tuple>
+#include <vector>
+
+#include "ops/checks.h"
+#include "ops/cuda_utils.cuh"
+#include "ops/linear_sum_assignment/linear_sum_assignment_kernel.h"
+
+namespace pysalient {
+namespace {
+
+constexpr const char* kOp = "pysalient::linear_sum_assignment";
+
+std::tuple<at::Tensor, at::Tensor> linear_sum_assignment_cuda(const at::Tensor& cost, bool maximize) {
+  check_dim(cost, 2, kOp, "cost", "[N, K]");
+  check_floating(cost, kOp, "cost");
+  check_cuda(cost, kOp, "cost");
+  const c10::cuda::CUDAGuard guard(cost.device());
+  const int64_t num_rows = cost.size(0);
+  const int64_t num_columns = cost.size(1);
+  const auto index_options = cost.options().dtype(at::kLong);
+  if (num_rows == 0 || num_columns == 0) {
+    return {at::empty({0}, index_options), at::empty({0}, index_options)};
+  }
+
+  // The solver needs rows <= columns; a tall matrix is solved on its transpose (the optimum is the same). The
+  // layout and the widening to double happen on the device, then the one copy (which synchronises the stream).
+  const bool transpose = num_rows > num_columns;
+  const int64_t rows = transpose ? num_columns : num_rows;
+  const int64_t columns = transpose ? num_rows : num_columns;
+  const at::Tensor oriented = transpose ? cost.t() : cost;
+  const at::Tensor work = oriented.to(at::kDouble).contiguous().to(at::kCPU);
+  double* values = work.data_ptr<double>();
+
+  // sign * value and the validity test of the CPU kernel (NaN, or -inf after the sign flip, is rejected).
+  const double sign = maximize ? -1.0 : 1.0;
+  bool valid = true;
+  for (int64_t i = 0; i < rows * columns; ++i) {
+    const double value = sign * values[i];
+    valid &= !(std::isnan(value) || value == -std::numeric_limits<double>::infinity());
+    values[i] = value;
+  }
+  TORCH_CHECK(valid, kOp, ": cost matrix contains invalid numeric entries (NaN or -inf; NaN or +inf when ",
+              "maximize=True)");
+
+  std::vector<int64_t> column_of_row(rows);
+  TORCH_CHECK(solve_rectangular_assignment(values, rows, columns, column_of_row.data()), kOp,
+              ": cost matrix is infeasible (every assignment of min(N, K) = ", rows, " pairs uses a ",
+              maximize ? "-inf" : "+inf", " entry)");
+
+  // Pair r of the result is (original row, original column), by ascending original row (scipy's order).
+  at::Tensor row_indices = at::empty({rows}, at::TensorOptions().dtype(at::kLong));
+  at::Tensor column_indices = at::empty({rows}, at::TensorOptions().dtype(at::kLong));
+  int64_t* out_rows = row_indices.data_ptr<int64_t>();
+  int64_t* out_columns = column_indices.data_ptr<int64_t>();
+  if (!transpose) {
+    for (int64_t i = 0; i < rows; ++i) {
+      out_rows[i] = i;
+      out_columns[i] = column_of_row[i];
+    }
+  } else {
+    std::vector<int64_t> column_of_original_row(num_rows, -1);
+    for (int64_t r = 0; r < rows; ++r) {
+      column_of_original_row[column_of_row[r]] = r;
+    }
+    int64_t next = 0;
+    for (int64_t original_row = 0; original_row < num_rows; ++original_row) {
+      if (column_of_original_row[original_row] >= 0) {
+        out_rows[next] = original_row;
+        out_columns[next] = column_of_original_row[original_row];
+        ++next;
+      }
+    }
+  }
+  // Two separate outputs (an operator's outputs must not share storage).
+  return {row_indices.to(cost.device()), column_indices.to(cost.device())};
+}
+
+}  // namespace
+
+TORCH_LIBRARY_IMPL(pysalient, CUDA, m) { m.impl("linear_sum_assignment", &linear_sum_assignment_cuda); }
+
+}  // namespace pysalient

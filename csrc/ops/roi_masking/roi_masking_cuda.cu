@@ -1,0 +1,206 @@
+// S4Net's RoIMasking on CUDA, the same contract as roi_masking_cpu.cpp: out[r] = features[b_r] * mask_r with the
+// mask of roi_masking_kernel.h, evaluated per element (no [R, H, W] mask is stored). The RoI geometry is computed
+// once per RoI on the device, in double precision as on the CPU.
+//
+// Backward (deterministic, no atomics): one thread per element of grad_features [B, C, H, W] adds the masked
+// gradients of the RoIs of its image in increasing RoI index order (a stable sort of the batch indices), the
+// order of the CPU kernel, so both give the same bits.
+#include <ATen/ATen.h>
+#include <ATen/Dispatch.h>
+#include <ATen/OpMathType.h>
+#include <torch/library.h>
+
+#include <cmath>
+
+#include "ops/checks.h"
+#include "ops/cuda_utils.cuh"
+#include "ops/roi_masking/roi_masking_kernel.h"
+
+namespace pysalient {
+namespace {
+
+constexpr const char* kOp = "pysalient::roi_masking";
+constexpr const char* kBackwardOp = "pysalient::_roi_masking_backward";
+
+using roi_masking::RoiCells;
+static_assert(sizeof(RoiCells) == 8 * sizeof(int64_t), "RoiCells is stored in an int64 [R, 8] tensor");
+
+// ------------------------------------------------------------------------------------------------ validation
+// Same checks and messages as the CPU kernel, with the device check of a CUDA kernel.
+void check_arguments(const char* op, double spatial_scale, double expand_ratio, int64_t mode) {
+  TORCH_CHECK(mode == roi_masking::kBinary || mode == roi_masking::kExpandedBinary || mode == roi_masking::kTernary,
+              op, ": mode must be 0 (binary), 1 (expanded binary) or 2 (ternary), got ", mode);
+  TORCH_CHECK(std::isfinite(spatial_scale) && spatial_scale > 0, op, ": spatial_scale must be finite and > 0, got ",
+              spatial_scale);
+  TORCH_CHECK(std::isfinite(expand_ratio) && expand_ratio >= 0, op, ": expand_ratio must be finite and >= 0, got ",
+              expand_ratio);
+}
+
+void check_rois_against(const at::Tensor& rois, const at::Tensor& reference, const char* reference_name,
+                        int64_t batch_size, const char* op) {
+  check_rois(rois, op);
+  check_cuda(reference, op, reference_name);
+  check_device(rois, reference, op, "rois", reference_name);
+  TORCH_CHECK(rois.scalar_type() == reference.scalar_type(), op, ": rois must have the dtype of ", reference_name,
+              " (", reference.scalar_type(), "), got ", rois.scalar_type());
+  check_roi_batch_indices(rois, batch_size, op);
+  if (rois.size(0) > 0) {
+    const at::Tensor index = rois.select(1, 0);
+    TORCH_CHECK(at::equal(index, index.floor()), op, ": rois[:, 0] must hold integral batch indices");
+  }
+}
+
+// ------------------------------------------------------------------------------------------------ kernels
+template <typename scalar_t>
+__global__ void geometry_kernel(const scalar_t* __restrict__ rois, int64_t num_rois, double spatial_scale,
+                                double expand_ratio, int64_t height, int64_t width, RoiCells* __restrict__ cells,
+                                int64_t* __restrict__ batch) {
+  for (int64_t r = cuda::grid_start(); r < num_rois; r += cuda::grid_stride()) {
+    const scalar_t* roi = rois + 5 * r;
+    // Widening to double is exact for every floating dtype, as rois.to(kDouble) on the CPU.
+    batch[r] = static_cast<int64_t>(static_cast<double>(roi[0]));
+    cells[r] = roi_masking::roi_cells(static_cast<double>(roi[1]), static_cast<double>(roi[2]),
+                                      static_cast<double>(roi[3]), static_cast<double>(roi[4]), spatial_scale,
+                                      expand_ratio, height, width);
+  }
+}
+
+// output [R, C, H, W]; every element is written, masked cells too (features * 0 keeps NaN/inf propagation).
+template <typename scalar_t>
+__global__ void forward_kernel(const scalar_t* __restrict__ features, const RoiCells* __restrict__ cells,
+                               const int64_t* __restrict__ batch, int64_t mode, int64_t total, int64_t channels,
+                               int64_t height, int64_t width, scalar_t* __restrict__ output) {
+  using opmath_t = at::opmath_type<scalar_t>;
+  const int64_t plane = height * width;
+  for (int64_t index = cuda::grid_start(); index < total; index += cuda::grid_stride()) {
+    const int64_t x = index % width;
+    const int64_t y = (index / width) % height;
+    const int64_t rc = index / plane;
+    const int64_t c = rc % channels;
+    const int64_t r = rc / channels;
+    const opmath_t value = static_cast<opmath_t>(roi_masking::mask_value(cells[r], mode, y, x));
+    const scalar_t source = features[(batch[r] * channels + c) * plane + y * width + x];
+    output[index] = static_cast<scalar_t>(static_cast<opmath_t>(source) * value);
+  }
+}
+
+// grad_features [B, C, H, W]: members lists the RoIs sorted by image (increasing index inside an image), the
+// RoIs of image b are members[first[b] .. first[b + 1]).
+template <typename scalar_t>
+__global__ void backward_kernel(const scalar_t* __restrict__ grad_output, const RoiCells* __restrict__ cells,
+                                const int64_t* __restrict__ members, const int64_t* __restrict__ first, int64_t mode,
+                                int64_t total, int64_t channels, int64_t height, int64_t width,
+                                scalar_t* __restrict__ grad_features) {
+  using opmath_t = at::opmath_type<scalar_t>;
+  const int64_t plane = height * width;
+  for (int64_t index = cuda::grid_start(); index < total; index += cuda::grid_stride()) {
+    const int64_t x = index % width;
+    const int64_t y = (index / width) % height;
+    const int64_t bc = index / plane;
+    const int64_t c = bc % channels;
+    const int64_t b = bc / channels;
+    opmath_t sum = opmath_t(0);
+    for (int64_t m = first[b]; m < first[b + 1]; ++m) {
+      const int64_t r = members[m];
+      const int value = roi_masking::mask_value(cells[r], mode, y, x);
+      if (value == 0) {
+        continue;
+      }
+      const opmath_t g = static_cast<opmath_t>(grad_output[((r * channels + c) * height + y) * width + x]);
+      if (value > 0) {
+        sum += g;
+      } else {
+        sum -= g;
+      }
+    }
+    grad_features[index] = static_cast<scalar_t>(sum);
+  }
+}
+
+// ------------------------------------------------------------------------------------------------ host side
+// Per-RoI batch index [R] and cells [R, 8] (RoiCells), computed on the device of rois.
+std::pair<at::Tensor, at::Tensor> roi_geometry(const at::Tensor& rois, double spatial_scale, double expand_ratio,
+                                               int64_t height, int64_t width) {
+  const int64_t num_rois = rois.size(0);
+  const at::Tensor values = rois.contiguous();
+  at::Tensor batch = at::empty({num_rois}, rois.options().dtype(at::kLong));
+  at::Tensor cells = at::empty({num_rois, 8}, rois.options().dtype(at::kLong));
+  const cudaStream_t stream = c10::cuda::getCurrentCUDAStream();
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, values.scalar_type(), "roi_masking_geometry_cuda", [&] {
+    geometry_kernel<scalar_t><<<cuda::blocks_for(num_rois), cuda::kThreads, 0, stream>>>(
+        values.data_ptr<scalar_t>(), num_rois, spatial_scale, expand_ratio, height, width,
+        reinterpret_cast<RoiCells*>(cells.data_ptr<int64_t>()), batch.data_ptr<int64_t>());
+    C10_CUDA_KERNEL_LAUNCH_CHECK();
+  });
+  return {batch, cells};
+}
+
+at::Tensor roi_masking_cuda(const at::Tensor& features, const at::Tensor& rois, double spatial_scale,
+                            double expand_ratio, int64_t mode) {
+  check_dim(features, 4, kOp, "features", "[B, C, H, W]");
+  check_floating(features, kOp, "features");
+  check_arguments(kOp, spatial_scale, expand_ratio, mode);
+  check_rois_against(rois, features, "features", features.size(0), kOp);
+  const c10::cuda::CUDAGuard guard(features.device());
+  const int64_t num_rois = rois.size(0);
+  const int64_t channels = features.size(1), height = features.size(2), width = features.size(3);
+  at::Tensor output = at::empty({num_rois, channels, height, width}, features.options());
+  if (output.numel() == 0) {
+    return output;
+  }
+  const auto geometry = roi_geometry(rois, spatial_scale, expand_ratio, height, width);
+  const at::Tensor input = features.contiguous();
+  const int64_t total = output.numel();
+  const cudaStream_t stream = c10::cuda::getCurrentCUDAStream();
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, input.scalar_type(), "roi_masking_cuda", [&] {
+    forward_kernel<scalar_t><<<cuda::blocks_for(total), cuda::kThreads, 0, stream>>>(
+        input.data_ptr<scalar_t>(), reinterpret_cast<const RoiCells*>(geometry.second.data_ptr<int64_t>()),
+        geometry.first.data_ptr<int64_t>(), mode, total, channels, height, width, output.data_ptr<scalar_t>());
+    C10_CUDA_KERNEL_LAUNCH_CHECK();
+  });
+  return output;
+}
+
+at::Tensor roi_masking_backward_cuda(const at::Tensor& grad_output, const at::Tensor& rois, double spatial_scale,
+                                     double expand_ratio, int64_t mode, int64_t batch_size) {
+  check_dim(grad_output, 4, kBackwardOp, "grad_output", "[R, C, H, W]");
+  check_floating(grad_output, kBackwardOp, "grad_output");
+  check_arguments(kBackwardOp, spatial_scale, expand_ratio, mode);
+  TORCH_CHECK(batch_size >= 0, kBackwardOp, ": batch_size must be >= 0, got ", batch_size);
+  check_rois_against(rois, grad_output, "grad_output", batch_size, kBackwardOp);
+  TORCH_CHECK(rois.size(0) == grad_output.size(0), kBackwardOp, ": grad_output has ", grad_output.size(0),
+              " RoIs but rois has ", rois.size(0));
+  const c10::cuda::CUDAGuard guard(grad_output.device());
+  const int64_t channels = grad_output.size(1), height = grad_output.size(2), width = grad_output.size(3);
+  if (grad_output.numel() == 0 || batch_size * channels * height * width == 0) {
+    return at::zeros({batch_size, channels, height, width}, grad_output.options());
+  }
+  // Every element is written by the kernel, images without RoIs included.
+  at::Tensor grad_features = at::empty({batch_size, channels, height, width}, grad_output.options());
+  const auto geometry = roi_geometry(rois, spatial_scale, expand_ratio, height, width);
+  // A stable sort keeps increasing RoI indices inside an image; first[b] = number of RoIs of images < b.
+  const auto sorted = at::sort(geometry.first, /*stable=*/true, /*dim=*/0, /*descending=*/false);
+  const at::Tensor members = std::get<1>(sorted).contiguous();
+  const at::Tensor first =
+      at::searchsorted(std::get<0>(sorted).contiguous(), at::arange(batch_size + 1, geometry.first.options()));
+  const at::Tensor grad = grad_output.contiguous();
+  const int64_t total = grad_features.numel();
+  const cudaStream_t stream = c10::cuda::getCurrentCUDAStream();
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, grad.scalar_type(), "roi_masking_backward_cuda", [&] {
+    backward_kernel<scalar_t><<<cuda::blocks_for(total), cuda::kThreads, 0, stream>>>(
+        grad.data_ptr<scalar_t>(), reinterpret_cast<const RoiCells*>(geometry.second.data_ptr<int64_t>()),
+        members.data_ptr<int64_t>(), first.data_ptr<int64_t>(), mode, total, channels, height, width,
+        grad_features.data_ptr<scalar_t>());
+    C10_CUDA_KERNEL_LAUNCH_CHECK();
+  });
+  return grad_features;
+}
+
+}  // namespace
+
+TORCH_LIBRARY_IMPL(pysalient, CUDA, m) {
+  m.impl("roi_masking", &roi_masking_cuda);
+  m.impl("_roi_masking_backward", &roi_masking_backward_cuda);
+}
+
+}  // namespace pysalient

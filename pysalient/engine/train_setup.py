@@ -1,0 +1,275 @@
+"""Everything the trainer builds before its first iteration: the run to resume, the network, the data.
+
+Kept apart from the loop (:mod:`pysalient.engine.trainer`) so each can be read on its own.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import random
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping, Optional, Sequence, Tuple
+
+import numpy as np
+import torch
+from torch import nn
+
+from pysalient.engine import distributed as dist_utils
+from pysalient.engine.checkpoint import is_pysalient_checkpoint, read_checkpoint
+from pysalient.engine.distributed import DistributedContext
+from pysalient.engine.hub import resolve_weights
+from pysalient.engine.model import SalientModel
+from pysalient.engine.run_files import latest_run_checkpoint, new_run_dir
+from pysalient.engine.train_config import TrainConfig
+from pysalient.models.registry import FamilySpec, get_family, get_model_entry
+
+# Settings a resumed run may change: they do not alter what is computed, only where and how it is reported
+# (validation only reads the weights). epochs / max_iter may be raised to train longer; the learning-rate
+# milestones then follow the new length.
+RESUME_MAY_CHANGE = (
+    "device",
+    "workers",
+    "val",
+    "val_image_root",
+    "eval_period",
+    "checkpoint_period",
+    "log_period",
+    "epochs",
+    "max_iter",
+)
+RESUME_IGNORES = ("resume", "project", "name", "exist_ok")  # the run directory is the checkpoint's
+
+
+@dataclass
+class NetworkSetup:
+    """The network being trained and what describes it.
+
+    Attributes:
+        network: the ``nn.Module`` (trained in place).
+        family: its family's hooks.
+        arch: the family's architecture config.
+        name: registry entry name (saved in checkpoints).
+        class_names: class index -> name.
+    """
+
+    network: nn.Module
+    family: FamilySpec
+    arch: Any
+    name: str
+    class_names: Tuple[str, ...]
+
+
+def seed_everything(seed: int) -> None:
+    """Seeds Python's ``random``, NumPy's global generator and torch (CPU and every CUDA device)."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def resume_checkpoint_path(config: TrainConfig) -> Optional[Path]:
+    """The training checkpoint ``config.resume`` designates, or None for a new run.
+
+    Raises:
+        FileNotFoundError: the path, or every ``last.pth`` of ``project/name*``, is missing.
+    """
+    if config.resume is False:
+        return None
+    if config.resume is True:
+        return latest_run_checkpoint(config.project, config.name)
+    path = Path(config.resume)
+    if path.is_dir():
+        path = path / "last.pth"
+    if not path.is_file():
+        raise FileNotFoundError(f"resume={config.resume!r}: checkpoint {path} not found")
+    return path
+
+
+def merged_resume_config(saved: Mapping[str, Any], requested: TrainConfig) -> TrainConfig:
+    """The saved config of the run being resumed, with the changes a resumed run allows.
+
+    A field counts as requested when it differs from the TrainConfig default. Requests equal to the saved
+    value are fine; ``RESUME_MAY_CHANGE`` fields take the requested value; any other difference would make
+    the continuation a different run, so it raises.
+
+    Raises:
+        ValueError: naming the settings that differ from the checkpoint's.
+    """
+    config = TrainConfig.from_dict(saved)
+    defaults = TrainConfig()
+    changes, conflicts = {}, []
+    for item in dataclasses.fields(TrainConfig):
+        key = item.name
+        wanted = getattr(requested, key)
+        if key in RESUME_IGNORES or wanted == getattr(defaults, key) or wanted == getattr(config, key):
+            continue
+        if key in RESUME_MAY_CHANGE:
+            changes[key] = wanted
+        else:
+            conflicts.append(f"{key}={wanted!r} (the run has {getattr(config, key)!r})")
+    if conflicts:
+        raise ValueError(
+            "a resumed run continues with its saved settings; these requests differ from them: "
+            + ", ".join(conflicts)
+            + " (start a new run instead, or drop them)"
+        )
+    if "max_iter" not in changes and "epochs" in changes and config.max_iter is not None:
+        changes["max_iter"] = None  # the request counts in epochs, which max_iter would otherwise override
+    return config.replace(**changes)
+
+
+def resolve_run(
+    requested: TrainConfig, context: DistributedContext
+) -> Tuple[TrainConfig, Path, Optional[Path], Optional[Mapping[str, Any]]]:
+    """The run to execute: a new one (rank 0 creates its numbered directory) or the one ``resume`` designates.
+
+    Returns:
+        ``(config, run_dir, checkpoint_path, checkpoint)``; the last two are None for a new run.
+
+    Raises:
+        ValueError: resuming from a model-only checkpoint, or with settings that differ from the saved ones.
+    """
+    path = dist_utils.broadcast_object(resume_checkpoint_path(requested) if context.is_main else None, context)
+    if path is None:
+        made = new_run_dir(requested.project, requested.name, requested.exist_ok) if context.is_main else None
+        return requested, Path(dist_utils.broadcast_object(made, context)), None, None
+    checkpoint = read_checkpoint(path)
+    if "train_config" not in checkpoint:
+        raise ValueError(
+            f"{path} is a model checkpoint, not a training checkpoint: start a new run from it with "
+            f"model={str(path)!r} instead of resuming"
+        )
+    return merged_resume_config(checkpoint["train_config"], requested), Path(path).parent, Path(path), checkpoint
+
+
+def build_network(
+    config: TrainConfig,
+    model: Optional[SalientModel],
+    checkpoint: Optional[Mapping[str, Any]],
+    class_names: Sequence[str],
+) -> NetworkSetup:
+    """The network to train: ``model``'s own, the one a checkpoint describes, or a registry architecture.
+
+    Args:
+        config: gives ``model`` (registry name or checkpoint path), ``weights`` and ``model_config``.
+        model: train this model's network in place (``SalientModel.train``).
+        checkpoint: a training checkpoint being resumed (its architecture; weights are loaded by the trainer).
+        class_names: the training set's classes; the network must predict as many.
+
+    Raises:
+        ValueError: class-count or architecture mismatches, unknown names, ``model_config`` with a checkpoint.
+    """
+    if checkpoint is not None:
+        family = get_family(checkpoint["family"])
+        arch = family.config_from_dict(checkpoint["config"])
+        if model is not None and model.config.to_dict() != arch.to_dict():
+            raise ValueError("the checkpoint being resumed has another architecture than this model")
+        network = model.network if model is not None else family.build(arch)
+        setup = NetworkSetup(network, family, arch, checkpoint["name"], tuple(checkpoint["class_names"]))
+    elif model is not None:
+        setup = NetworkSetup(model.network, model.family, model.config, model.name, tuple(model.names.values()))
+    elif Path(config.model).suffix in (".pt", ".pth", ".ckpt"):
+        if config.model_config or config.weights:
+            raise ValueError("model_config and weights apply to registry names, not to a checkpoint path model")
+        from pysalient.engine.loader import load  # the loader imports the whole registry
+
+        loaded = load(config.model, device="cpu")
+        setup = NetworkSetup(loaded.network, loaded.family, loaded.config, loaded.name, tuple(loaded.names.values()))
+    else:
+        if "num_classes" in config.model_config:
+            raise ValueError("num_classes comes from the training set (or class_agnostic=True), not model_config")
+        entry = get_model_entry(config.model)
+        family = get_family(entry.family)
+        arch = entry.make_config(num_classes=len(class_names), **config.model_config)
+        network = family.build(arch)
+        if config.weights:
+            weights = read_checkpoint(resolve_weights(config.weights))
+            family.load_weights(network, weights["state_dict"] if is_pysalient_checkpoint(weights) else weights, True)
+        setup = NetworkSetup(network, family, arch, entry.name, tuple(class_names))
+    classes = int(setup.arch.num_classes)
+    if classes != len(class_names):
+        raise ValueError(
+            f"the model predicts {classes} classes but the training set has {len(class_names)} "
+            f"({', '.join(class_names)}): set class_agnostic=True or train a model with {len(class_names)} classes"
+        )
+    return dataclasses.replace(setup, class_names=tuple(class_names))
+
+
+def model_test_size(config: TrainConfig, model: Optional[SalientModel], checkpoint: Optional[Mapping[str, Any]]) -> int:
+    """The test-time shortest side of the model to train (the multi-scale training sizes are scaled to it)."""
+    if checkpoint is not None:
+        return int(checkpoint["config"]["min_size_test"])
+    if model is not None:
+        return int(model.config.min_size_test)
+    if Path(config.model).suffix in (".pt", ".pth", ".ckpt"):
+        return int(read_checkpoint(config.model)["config"]["min_size_test"])
+    return int(get_model_entry(config.model).make_config(**config.model_config).min_size_test)
+
+
+def build_train_data(config: TrainConfig, test_size: int, world_size: int) -> Tuple[Any, Any]:
+    """The training dataset (with the multi-scale resize and flips) and its loader for this process.
+
+    Args:
+        config: data paths, batch (over all processes), workers, sizes, flips.
+        test_size: the model's test shortest side (see :meth:`TrainConfig.resolved_train_sizes`).
+        world_size: number of processes; each loads ``config.batch / world_size`` images per iteration.
+
+    Returns:
+        ``(dataset, loader)``.
+    """
+    from pysalient.data import CocoInstanceDataset, build_loader
+    from pysalient.data.transforms import Compose, RandomFlip, ResizeShortestEdge
+
+    if not config.data:
+        raise ValueError("no training data: set data=<COCO instances json>")
+    if config.batch % world_size:
+        raise ValueError(f"batch={config.batch} must be divisible by the number of processes ({world_size})")
+    per_process = config.batch // world_size
+    steps = [ResizeShortestEdge(config.resolved_train_sizes(test_size), config.max_size, sample_style="choice")]
+    if config.flip:
+        steps.append(RandomFlip())
+    dataset = CocoInstanceDataset(
+        config.data, image_root=config.image_root, class_agnostic=config.class_agnostic, transforms=Compose(steps)
+    )
+    if len(dataset) == 0:
+        raise ValueError(f"the training set {config.data} has no image")
+    drop_last = len(dataset) // world_size >= per_process  # full batches only, unless the set is smaller than one
+    if not drop_last:
+        warnings.warn(
+            f"the training set ({len(dataset)} images) is smaller than a batch of {config.batch}: "
+            "each iteration uses every image once",
+            UserWarning,
+            stacklevel=2,
+        )
+    loader = build_loader(
+        dataset,
+        batch_size=per_process,
+        shuffle=True,
+        workers=config.workers,
+        distributed=world_size > 1,
+        seed=config.seed,  # the same on every process: distributed samplers split one shared permutation
+        drop_last=drop_last,
+    )
+    return dataset, loader
+
+
+def describe_run(
+    network: nn.Module,
+    name: str,
+    class_names: Sequence[str],
+    context: DistributedContext,
+    images: int,
+    config: TrainConfig,
+) -> str:
+    """The start-of-run summary line: model, device(s), data, schedule and run directory."""
+    device = context.device
+    where = f"{device} ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else "cpu"
+    if device.type == "cpu":
+        where += f" ({torch.get_num_threads()} threads, {os.cpu_count()} cores)"
+    parameters = sum(parameter.numel() for parameter in network.parameters()) / 1e6
+    return (
+        f"training {name} ({parameters:.2f} M parameters, {len(class_names)} classes) on {where} "
+        f"x{context.world_size}: {images} images, batch {config.batch}"
+    )

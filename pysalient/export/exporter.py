@@ -1,0 +1,70 @@
+"""``export_model``: a :class:`~pysalient.engine.model.SalientModel` in, a TorchScript or AOTInductor file out."""
+
+from __future__ import annotations
+
+import copy
+import os
+from typing import Any, Union
+
+import torch
+
+from pysalient.export.contract import ExportContract, contract_metadata
+from pysalient.export.families import export_builder
+from pysalient.export.formats import check_request
+
+
+def export_model(
+    model: Any,
+    format: str,
+    path: Union[str, os.PathLike],
+    imgsz: Union[int, None] = None,
+    half: bool = False,
+    **options: Any,
+) -> str:
+    """Exports ``model`` under the contract of :mod:`pysalient.export.contract`.
+
+    Every argument is checked (:func:`~pysalient.export.formats.check_request`) before anything is built; the
+    model itself is not modified (the network is copied, then cast to fp16 for ``half=True``).
+
+    Args:
+        model: a ``SalientModel``.
+        format: ``"torchscript"`` or ``"aoti"`` (see :data:`~pysalient.export.formats.FORMATS`).
+        path: the file to write (``.ts`` / ``.pt2``), written atomically.
+        imgsz: shortest side inside the graph; the config's test size when None.
+        half: fp16 network (scores and boxes stay float32).
+        **options: the format's extra options (``conf``, ``max_det``, ``device``, ``min_input_size``, ...).
+
+    Returns:
+        The written path.
+    """
+    request = check_request(format, path, imgsz, half, model.device, options)
+    builder = export_builder(model.family.name)
+    network = copy.deepcopy(model.network).eval().to(request.device)
+    dtype = torch.float16 if request.half else torch.float32
+    network = network.to(dtype)
+    for parameter in network.parameters():
+        parameter.requires_grad_(False)
+    pieces = builder(network, model.config, imgsz=request.imgsz, conf=request.conf, max_det=request.max_det)
+    contract = ExportContract(pieces, dtype).to(request.device).eval()
+    extra = {}
+    if request.format.name == "aoti":
+        extra["input_size_range"] = [request.min_input_size, request.max_input_size]
+    metadata = contract_metadata(
+        family=model.family.name,
+        name=model.name,
+        class_names=list(model.names.values()),
+        pieces=pieces,
+        export_format=request.format.name,
+        half=request.half,
+        device=request.device,
+        extra=extra,
+    )
+    if request.format.name == "torchscript":
+        from pysalient.export.torchscript import export_torchscript
+
+        return str(export_torchscript(contract, metadata, request.path))
+    from pysalient.export.aoti import export_aoti
+
+    return str(
+        export_aoti(contract, metadata, request.path, request.device, request.min_input_size, request.max_input_size)
+    )

@@ -1,0 +1,146 @@
+"""TrainConfig: defaults (official recipe), files (JSON, YAML with or without PyYAML), overrides, errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from pysalient.engine import config_file
+from pysalient.engine.config_file import parse_scalar, read_config_file
+from pysalient.engine.train_config import TrainConfig, field_names, load_train_config
+from pysalient.engine.train_setup import merged_resume_config
+
+
+def test_defaults_are_the_official_recipe() -> None:
+    config = TrainConfig()
+    assert (config.lr, config.weight_decay, config.betas) == (5e-5, 0.05, (0.9, 0.999))
+    assert (config.warmup_iters, config.warmup_factor, config.gamma) == (1000, 0.001, 0.1)
+    assert [round(step * 270000) for step in config.lr_steps] == [210000, 250000]
+    assert config.clip_grad is None and config.max_size == 853 and config.flip
+    assert config.resolved_train_sizes(640) == (416, 448, 480, 512, 544, 576, 608, 640)
+    assert config.resolved_train_sizes(320) == (208, 224, 240, 256, 272, 288, 304, 320)
+    assert TrainConfig(train_sizes=(300,)).resolved_train_sizes(640) == (300,)
+
+
+def test_overrides_are_parsed_with_the_field_types() -> None:
+    config = load_train_config(
+        None,
+        [
+            "lr=1e-3",
+            "batch=4",
+            "train_sizes=256,288",
+            "betas=[0.8, 0.9]",
+            "clip_grad=none",
+            "max_iter=10",
+            "amp=false",
+            "name=2024",
+            "resume=true",
+            "model_config.inst_dim=64",
+            "model_config.backbone_width_multiplier=0.5",
+            "val=null",
+        ],
+    )
+    assert config.lr == 1e-3 and isinstance(config.lr, float)
+    assert config.batch == 4 and config.train_sizes == (256, 288) and config.betas == (0.8, 0.9)
+    assert config.clip_grad is None and config.max_iter == 10 and config.amp is False
+    assert config.name == "2024" and config.resume is True and config.val is None
+    assert config.model_config == {"inst_dim": 64, "backbone_width_multiplier": 0.5}
+    assert load_train_config(None, ["resume=runs/train/exp/last.pth"]).resume == "runs/train/exp/last.pth"
+    assert load_train_config(None, ["lr=1"]).lr == 1.0  # ints widen to float fields
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        (["lr=abc"], "lr must be a number"),
+        (["batch=0"], "batch must be > 0"),
+        (["batch=2.5"], "batch must be an integer"),
+        (["bogus=1"], r"unknown TrainConfig keys \['bogus'\]"),
+        (["lr_steps=0.9,0.5"], "lr_steps must be increasing"),
+        (["betas=0.9,0.99,0.999"], "betas must have 2 values"),
+        (["amp=maybe"], "amp must be true or false"),
+        (["clip_grad=-1"], "clip_grad must be > 0"),
+        (["no equals sign"], "must look like key=value"),
+        (["warmup_factor=0"], "warmup_factor and gamma"),
+    ],
+)
+def test_bad_overrides_name_the_problem(overrides: list, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        load_train_config(None, overrides)
+
+
+def test_round_trip_through_a_checkpoint_dict() -> None:
+    config = TrainConfig(data="train.json", train_sizes=(128, 160), model_config={"inst_dim": 64}, resume="x.pth")
+    saved = json.loads(json.dumps(config.to_dict()))  # what a checkpoint or config.json holds
+    assert TrainConfig.from_dict(saved) == config
+    assert set(saved) == set(field_names())
+
+
+def test_json_and_yaml_files_then_overrides(tmp_path: Path) -> None:
+    (tmp_path / "run.json").write_text(json.dumps({"data": "a.json", "lr": 0.001, "train_sizes": [256]}))
+    config = load_train_config(tmp_path / "run.json", ["lr=0.002"])
+    assert (config.data, config.lr, config.train_sizes) == ("a.json", 0.002, (256,))
+    yaml_text = (
+        "# a training recipe\n"
+        "data: 'train #1.json'   # quoted hash kept\n"
+        "epochs: 3\n"
+        "lr: 1e-3\n"
+        "train_sizes: [256, 288]\n"
+        "amp: off\n"
+        "model_config:\n"
+        "  inst_dim: 64\n"
+        "  decoder: giam\n"
+        "seed: 7\n"
+    )
+    (tmp_path / "run.yaml").write_text(yaml_text)
+    config = load_train_config(tmp_path / "run.yaml", ["seed=8"], epochs=4)
+    assert config.data == "train #1.json" and config.epochs == 4 and config.seed == 8 and config.lr == 1e-3
+    assert config.train_sizes == (256, 288) and config.amp is False
+    assert config.model_config == {"inst_dim": 64, "decoder": "giam"}
+
+
+def test_yaml_subset_reader_without_pyyaml(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The fallback reader gives what PyYAML gives on the subset, and refuses what it cannot read."""
+    monkeypatch.setattr(config_file, "_load_yaml", config_file._load_yaml_subset)
+    (tmp_path / "ok.yml").write_text("a: 1\nb: [1, 2.5, 'x', null]\nc:\n  d: true\n  e: -3e-2\nf: text here\n")
+    assert read_config_file(tmp_path / "ok.yml") == {
+        "a": 1,
+        "b": [1, 2.5, "x", None],
+        "c": {"d": True, "e": -0.03},
+        "f": "text here",
+    }
+    (tmp_path / "deep.yml").write_text("a:\n  b:\n    c: 1\n")
+    with pytest.raises(ValueError, match="second nested level"):
+        read_config_file(tmp_path / "deep.yml")
+    (tmp_path / "list.yml").write_text("a:\n  - 1\n  - 2\n")
+    with pytest.raises(ValueError, match="beyond the YAML subset"):
+        read_config_file(tmp_path / "list.yml")
+
+
+def test_config_file_errors(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match="missing.yaml"):
+        read_config_file(tmp_path / "missing.yaml")
+    (tmp_path / "list.json").write_text("[1, 2]")
+    with pytest.raises(ValueError, match="must hold a mapping"):
+        read_config_file(tmp_path / "list.json")
+    (tmp_path / "broken.json").write_text("{")
+    with pytest.raises(ValueError, match="cannot read config file"):
+        read_config_file(tmp_path / "broken.json")
+
+
+def test_parse_scalar() -> None:
+    assert parse_scalar("12") == 12 and parse_scalar("1.5e-3") == 0.0015 and parse_scalar("'12'") == "12"
+    assert parse_scalar("(1, [2, 3])") == [1, [2, 3]] and parse_scalar("yes") is True and parse_scalar("~") is None
+    assert parse_scalar("runs/train") == "runs/train"
+
+
+def test_resume_keeps_the_saved_settings() -> None:
+    saved = TrainConfig(data="train.json", lr=1e-3, max_iter=100, workers=0).to_dict()
+    same = merged_resume_config(saved, TrainConfig(data="train.json", resume=True, workers=3, max_iter=200))
+    assert (same.lr, same.workers, same.max_iter, same.data) == (1e-3, 3, 200, "train.json")
+    with pytest.raises(ValueError, match=r"lr=0\.01 \(the run has 0\.001\)"):
+        merged_resume_config(saved, TrainConfig(data="train.json", lr=1e-2, resume=True))
+    by_epochs = merged_resume_config(saved, TrainConfig(resume=True, epochs=50))
+    assert by_epochs.max_iter is None and by_epochs.epochs == 50

@@ -1,0 +1,83 @@
+"""AOTInductor exports: torch.export with dynamic H and W, compiled once per module (minutes on a small CPU).
+
+One tiny model is compiled for the whole module; the exported program (before compilation) is checked on its own
+because it is cheap and isolates tracing problems from compilation problems.
+"""
+
+from __future__ import annotations
+
+import zipfile
+
+import pytest
+import torch
+
+import pysalient
+from pysalient.export import ExportContract
+from pysalient.export.aoti import export_program
+from pysalient.export.families import export_builder
+from tests.export.helpers import assert_nontrivial_masks, assert_same_result, confident_tiny_model, random_image
+
+# 93x256 is an x.5 tie of the resize rule (46 rows with Python floats, 47 in exact arithmetic); 250x83 is capped.
+SIZES = [(300, 400), (97, 131), (250, 83), (93, 256), (2, 2)]
+
+
+@pytest.fixture(scope="module")
+def tiny() -> pysalient.engine.model.SalientModel:
+    return confident_tiny_model(min_size_test=64, max_size_test=128)
+
+
+@pytest.fixture(scope="module")
+def package(tiny, tmp_path_factory) -> str:
+    return tiny.export("aoti", tmp_path_factory.mktemp("aoti") / "tiny.pt2")
+
+
+def test_exported_program_has_dynamic_sizes_and_matches_eager(tiny) -> None:
+    contract = ExportContract(export_builder("sparseinst")(tiny.network, tiny.config)).eval()
+    program = export_program(contract, torch.device("cpu"), 2, 8192)
+    module = program.module()
+    for index, (height, width) in enumerate(SIZES):
+        image = random_image(height, width, index)
+        (eager,) = tiny.predict(image)
+        boxes, scores, labels, masks = module(torch.from_numpy(image))
+        assert torch.equal(masks.bool(), eager.masks) and torch.equal(scores, eager.scores)
+        assert torch.equal(boxes, eager.boxes) and torch.equal(labels, eager.labels)
+
+
+def test_package_matches_eager_predict_at_several_sizes(tiny, package) -> None:
+    exported = pysalient.load(package)
+    assert exported.format == "aoti" and exported.device == torch.device("cpu")
+    for index, (height, width) in enumerate(SIZES[:-1]):
+        image = random_image(height, width, index)
+        (eager,) = tiny.predict(image)
+        (result,) = exported.predict(image)
+        assert_same_result(result, eager, mask_tolerance=1e-5)
+        assert_nontrivial_masks(result)
+    (tiny_image,) = exported.predict(random_image(2, 2, 9))
+    assert tiny_image.masks.shape[1:] == (2, 2) and len(tiny_image) == len(tiny.predict(random_image(2, 2, 9))[0])
+
+
+def test_package_metadata_round_trip(package) -> None:
+    runner = torch._inductor.aoti_load_package(package)
+    assert "pysalient.json" in runner.get_metadata()  # what C++ AOTIModelPackageLoader::get_metadata() returns
+    metadata = pysalient.load(package).metadata
+    assert metadata["format"] == "aoti" and metadata["input_size_range"] == [2, 8192]
+    assert (metadata["name"], metadata["imgsz"], metadata["max_size"], metadata["dtype"]) == (
+        "sparseinst_mbv2_tiny",
+        64,
+        128,
+        "fp32",
+    )
+    assert metadata["class_names"] == ["salient"] and metadata["device"] == "cpu"
+
+
+def test_package_errors(package, tmp_path) -> None:
+    exported = pysalient.load(package)
+    with pytest.raises(ValueError, match=r"sides in \[2, 8192\]"):
+        exported.run(random_image(1, 5, 0))
+    (tmp_path / "garbage.pt2").write_bytes(b"not a zip")
+    with pytest.raises(ValueError, match="not an AOTInductor package"):
+        pysalient.load(tmp_path / "garbage.pt2")
+    with zipfile.ZipFile(tmp_path / "other.pt2", "w") as archive:
+        archive.writestr("other/data.txt", "an unrelated zip file")
+    with pytest.raises(ValueError, match="not a loadable AOTInductor package|not a pysalient export"):
+        pysalient.load(tmp_path / "other.pt2")
