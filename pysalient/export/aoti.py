@@ -21,7 +21,8 @@ import torch
 from torch import nn
 
 from pysalient.export.contract import METADATA_KEY
-from pysalient.export.files import parse_metadata, write_atomically
+from pysalient.export.files import parse_metadata
+from pysalient.utils.atomic import atomic_write
 
 
 def export_aoti(
@@ -54,7 +55,7 @@ def export_aoti(
         with _adaptive_pooling_on_dynamic_sizes_as_aten():
             torch._inductor.aoti_compile_and_package(program, package_path=handle, inductor_configs=configs)
 
-    return write_atomically(path, compile_into)
+    return atomic_write(path, compile_into)
 
 
 def export_program(

@@ -17,7 +17,8 @@ import torch
 from torch import nn
 
 from pysalient.export.contract import METADATA_KEY
-from pysalient.export.files import parse_metadata, write_atomically
+from pysalient.export.files import parse_metadata
+from pysalient.utils.atomic import atomic_write
 
 
 def export_torchscript(contract: nn.Module, metadata: Dict[str, Any], path: Union[str, os.PathLike]) -> Path:
@@ -37,7 +38,7 @@ def export_torchscript(contract: nn.Module, metadata: Dict[str, Any], path: Unio
         warnings.filterwarnings("ignore", message=".*TorchScript.*deprecated.*")
         scripted = torch.jit.script(contract.eval())
     extra_files = {METADATA_KEY: json.dumps(metadata, indent=1, sort_keys=True)}
-    return write_atomically(path, lambda handle: torch.jit.save(scripted, handle, _extra_files=extra_files))
+    return atomic_write(path, lambda handle: torch.jit.save(scripted, handle, _extra_files=extra_files))
 
 
 def load_torchscript(

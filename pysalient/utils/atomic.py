@@ -27,7 +27,7 @@ def atomic_write(path: PathLike, write: Callable[[BinaryIO], None], durable: boo
 
     Args:
         path: the file to (re)place; its folder is created if needed.
-        write: fills the handle.
+        write: fills the (seekable, readable) binary handle.
         durable: fsync before the rename (checkpoints, annotations); skip it for bulk files such as images.
 
     Returns:
@@ -37,7 +37,8 @@ def atomic_write(path: PathLike, write: Callable[[BinaryIO], None], durable: boo
     target.parent.mkdir(parents=True, exist_ok=True)
     descriptor, temporary = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
     try:
-        with os.fdopen(descriptor, "wb") as handle:
+        # Opened read-write: some writers (AOTInductor packaging) seek and read back what they wrote.
+        with os.fdopen(descriptor, "w+b") as handle:
             write(handle)
             if durable:
                 handle.flush()

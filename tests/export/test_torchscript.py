@@ -113,7 +113,7 @@ def test_writes_are_atomic(tiny, tmp_path, monkeypatch) -> None:
     def failing_replace(source, destination) -> None:
         raise OSError("disk full")
 
-    monkeypatch.setattr("pysalient.export.files.os.replace", failing_replace)
+    monkeypatch.setattr("pysalient.utils.atomic.os.replace", failing_replace)
     with pytest.raises(OSError, match="disk full"):
         tiny.export("torchscript", target)
     assert target.read_bytes() == b"previous export"
