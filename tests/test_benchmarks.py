@@ -30,3 +30,14 @@ def test_bench_ops_smoke_run_covers_every_op() -> None:
         "linear_sum_assignment",
     }
     assert measured_ops == expected
+
+
+def test_bench_export_smoke_run_times_eager_and_torchscript() -> None:
+    script = REPO_ROOT / "benchmarks" / "bench_export.py"
+    command = [sys.executable, str(script), "--models", "sparseinst_mbv2_tiny", "--imgsz", "64"]
+    command += ["--formats", "torchscript", "--repeats", "1", "--no-write"]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr
+    row = next(line for line in result.stdout.splitlines() if line.startswith("| sparseinst_mbv2_tiny"))
+    cells = [cell.strip() for cell in row.strip("|").split("|")]
+    assert cells[1:4] == ["cpu", "fp32", "64"] and float(cells[4]) > 0 and "export" in cells[5]
