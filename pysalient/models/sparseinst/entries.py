@@ -8,7 +8,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from pysalient.models.registry import FamilySpec, register_family, register_model
+from pysalient.models.registry import FamilySpec, WeightsSpec, register_family, register_model
 from pysalient.models.sparseinst import config as presets
 from pysalient.models.sparseinst.config import SparseInstConfig
 from pysalient.models.sparseinst.convert import CLASS_SCORE_KEY, convert_official_checkpoint, load_official_checkpoint
@@ -81,8 +81,24 @@ FAMILY = register_family(
     )
 )
 
-# The light ResNet model is the family default: trained on SynthSIS, its weights ship with the package.
-register_model("sparseinst_r18_light", family="sparseinst", default=True)(presets.sparseinst_r18_light)
+# The light ResNet model is the family default: trained on SynthSIS, its weights ship with the package
+# (recipe and measurements in benchmarks/RESULTS.md).
+SYNTHSIS_R18_LIGHT = WeightsSpec(
+    url="weights/sparseinst_r18_light_synthsis-76e1be60.pth",
+    sha256="76e1be60361f20788869ebbe0e58c0e73e40e9523cf80963bd34cbc842fd91dc",
+    class_names=("salient",),
+    input_size=224,
+    metrics={
+        "dataset": "SynthSIS test split, 300 images of 256x256, seed 7 (never used for training)",
+        "AP": 74.60,
+        "AP50": 96.28,
+        "AP70": 89.64,
+        "AP75": 85.63,
+    },
+)
+register_model("sparseinst_r18_light", family="sparseinst", default=True, weights=SYNTHSIS_R18_LIGHT)(
+    presets.sparseinst_r18_light
+)
 register_model("sparseinst_mbv2_tiny", family="sparseinst")(presets.sparseinst_mbv2_tiny)
 register_model("sparseinst_r50_giam", family="sparseinst")(presets.sparseinst_r50_giam)
 register_model("sparseinst_r50_base", family="sparseinst")(presets.sparseinst_r50_base)
