@@ -149,6 +149,14 @@ def test_postprocess_scores_sorts_and_caps() -> None:
     torch.testing.assert_close(unsorted["scores"], expected)
 
 
+def test_postprocess_drops_confident_queries_whose_mask_is_empty() -> None:
+    outputs = synthetic_outputs()
+    outputs["pred_masks"][0, 1] = -6.0  # query 1 passes the class threshold but has no mask pixel
+    (result,) = postprocess(outputs, [(16, 16)], (16, 16), [(32, 32)], conf=0.05, mask_threshold=0.45)
+    assert result["scores"].shape == (2,) and result["masks"].flatten(1).any(dim=1).all()
+    assert torch.all(result["boxes"][:, 2] > result["boxes"][:, 0])
+
+
 def test_postprocess_with_no_detection_keeps_every_field() -> None:
     outputs = synthetic_outputs()
     (result,) = postprocess(outputs, [(16, 12)], (16, 16), [(20, 15)], conf=0.99)

@@ -7,8 +7,9 @@ interpolated as probabilities to the padded size, cropped to the image and inter
 size. The fused native
 ``upsample_masks`` op does the interpolation, thresholding, tight boxes and maskness in one pass.
 
-Beyond the official code (which does neither), results are sorted by score and capped at ``max_det``;
-``sort=False, max_det=-1`` gives the official order and count.
+Beyond the official code (which does neither), results are sorted by score and capped at ``max_det``, and
+queries whose mask is empty are dropped; ``sort=False, max_det=-1`` gives the official order (and the official
+count whenever no mask is empty).
 """
 
 from __future__ import annotations
@@ -59,10 +60,13 @@ def postprocess_single(
         pred_masks[keep], list(padded_hw), list(image_hw), list(output_hw), mask_threshold
     )
     scores = scores * maskness.to(scores.dtype)
+    # A query whose mask has no pixel above the threshold (its box is all zeros) is not an instance: the
+    # official code keeps it with a rescored score of 0; we drop it so results never hold empty masks.
+    non_empty = torch.nonzero(boxes[:, 2] > boxes[:, 0]).flatten()
     if sort:
-        order = torch.sort(scores, descending=True, stable=True).indices
+        order = non_empty[torch.sort(scores[non_empty], descending=True, stable=True).indices]
     else:
-        order = torch.arange(scores.shape[0], device=scores.device)
+        order = non_empty
     if max_det >= 0:
         order = order[:max_det]
     return {
