@@ -22,9 +22,10 @@ cpp-deps:
 	@pkg-config --exists opencv4 2>/dev/null || { $(SUDO) apt-get update && \
 		$(SUDO) DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends libopencv-dev pkg-config; }
 
+# The CUDA compile check runs first so pytest's summary stays the last line of the output.
 test: install cpp-deps
-	$(PY) -m pytest -q tests $(PYTEST_ARGS)
 	@if command -v $(NVCC) >/dev/null 2>&1; then $(CUDA_CHECK); else echo "nvcc not found: CUDA compile check skipped"; fi
+	$(PY) -m pytest -q tests $(PYTEST_ARGS)
 
 # A SynthSIS test split (a seed the default weights never saw), evaluated and visualised with the default model.
 DEMO_DIR ?= runs/demo
