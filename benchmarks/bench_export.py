@@ -87,7 +87,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if not args.no_write:
         from bench_ops import machine_description  # same folder: the machine line of every results table
 
-        heading = f"\n## {datetime.date.today().isoformat()} — bench_export.py — {machine_description()}\n"
+        heading = f"\n## {datetime.date.today().isoformat()} — bench_export.py — {machine_description(args.device)}\n"
         note = "One 480x640 BGR image per call, pre- and post-processing included; median of repeated runs."
         with RESULTS_PATH.open("a") as handle:
             handle.write("\n".join([heading, note, ""] + lines) + "\n")
