@@ -9,6 +9,7 @@
 #include <ATen/OpMathType.h>
 #include <torch/library.h>
 
+#include "ops/assemble_instances/assemble_instances_checks.h"
 #include "ops/assemble_instances/assemble_instances_kernel.h"
 #include "ops/checks.h"
 #include "ops/cuda_utils.cuh"
@@ -20,32 +21,10 @@ constexpr const char* kOp = "pysalient::assemble_instances";
 constexpr const char* kBackwardOp = "pysalient::_assemble_instances_backward";
 
 using assemble_instances::band_begin;
+using assemble_instances::check_sizes;
+using assemble_instances::check_windows;
 using assemble_instances::clamp_offset;
 using assemble_instances::score_channel;
-
-// ------------------------------------------------------------------------------------------------ validation
-// Same checks and messages as the CPU kernel, with the device check of a CUDA kernel.
-void check_sizes(const char* op, int64_t m, int64_t k) {
-  TORCH_CHECK(m >= 1, op, ": the window size m must be >= 1, got ", m);
-  TORCH_CHECK(k >= 1, op, ": the number of sub-windows per side k must be >= 1, got ", k);
-}
-
-void check_windows(const at::Tensor& windows, const at::Tensor& reference, const char* reference_name,
-                   int64_t batch_size, const char* op) {
-  TORCH_CHECK(windows.dim() == 2 && windows.size(1) == 3, op,
-              ": windows must have shape [R, 3] (batch_idx, y0, x0), got ", windows.sizes());
-  TORCH_CHECK(windows.scalar_type() == at::kLong, op, ": windows must be an int64 tensor, got ",
-              windows.scalar_type());
-  check_cuda(reference, op, reference_name);
-  check_device(windows, reference, op, "windows", reference_name);
-  if (windows.size(0) > 0) {
-    const at::Tensor index = windows.select(1, 0);
-    const int64_t lo = index.min().item<int64_t>();
-    const int64_t hi = index.max().item<int64_t>();
-    TORCH_CHECK(lo >= 0 && hi < batch_size, op, ": windows[:, 0] holds batch indices in [", lo, ", ", hi,
-                "] but the batch has ", batch_size, " image(s)");
-  }
-}
 
 // ------------------------------------------------------------------------------------------------ kernels
 // output [R, m, m]; windows [R, 3] contiguous.
@@ -106,7 +85,7 @@ at::Tensor assemble_instances_cuda(const at::Tensor& score_maps, const at::Tenso
   check_sizes(kOp, m, k);
   TORCH_CHECK(score_maps.size(1) == k * k, kOp, ": score_maps must have k*k = ", k * k, " channels for k = ", k,
               ", got ", score_maps.size(1));
-  check_windows(windows, score_maps, "score_maps", score_maps.size(0), kOp);
+  check_windows(windows, score_maps, "score_maps", score_maps.size(0), kOp, &check_cuda);
   const c10::cuda::CUDAGuard guard(score_maps.device());
   at::Tensor output = at::empty({windows.size(0), m, m}, score_maps.options());
   if (output.numel() == 0) {
@@ -134,7 +113,7 @@ at::Tensor assemble_instances_backward_cuda(const at::Tensor& grad_output, const
               ": batch_size, height and width must be >= 0, got ", batch_size, ", ", height, ", ", width);
   TORCH_CHECK(grad_output.size(1) == m && grad_output.size(2) == m, kBackwardOp, ": grad_output must have shape [R, ",
               m, ", ", m, "] for m = ", m, ", got ", grad_output.sizes());
-  check_windows(windows, grad_output, "grad_output", batch_size, kBackwardOp);
+  check_windows(windows, grad_output, "grad_output", batch_size, kBackwardOp, &check_cuda);
   TORCH_CHECK(windows.size(0) == grad_output.size(0), kBackwardOp, ": grad_output has ", grad_output.size(0),
               " windows but windows has ", windows.size(0));
   const c10::cuda::CUDAGuard guard(grad_output.device());
