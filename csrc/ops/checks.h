@@ -49,4 +49,7 @@ inline void check_cuda(const at::Tensor& t, const char* op, const char* name) {
   TORCH_CHECK(t.device().is_cuda(), op, ": ", name, " must be a CUDA tensor for the CUDA kernel, got ", t.device());
 }
 
+// check_cpu or check_cuda: lets one validation function serve the CPU and the CUDA kernel of an op.
+using DeviceTypeCheck = void (*)(const at::Tensor&, const char*, const char*);
+
 }  // namespace pysalient

@@ -8,8 +8,6 @@
 namespace pysalient {
 namespace assemble_instances {
 
-using DeviceTypeCheck = void (*)(const at::Tensor&, const char*, const char*);
-
 inline void check_sizes(const char* op, int64_t m, int64_t k) {
   TORCH_CHECK(m >= 1, op, ": the window size m must be >= 1, got ", m);
   TORCH_CHECK(k >= 1, op, ": the number of sub-windows per side k must be >= 1, got ", k);

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "ops/checks.h"
+#include "ops/roi_masking/roi_masking_checks.h"
 #include "ops/roi_masking/roi_masking_kernel.h"
 
 namespace pysalient {
@@ -19,6 +20,8 @@ namespace {
 constexpr const char* kOp = "pysalient::roi_masking";
 constexpr const char* kBackwardOp = "pysalient::_roi_masking_backward";
 
+using roi_masking::check_arguments;
+using roi_masking::check_rois_against;
 using roi_masking::RoiCells;
 
 // A run [begin, end) of one row where the mask is constant.
@@ -39,29 +42,6 @@ std::array<Segment, 5> row_segments(const RoiCells& c, int ring, int64_t y, int6
   }
   return {Segment{0, width, 0}, Segment{width, width, 0}, Segment{width, width, 0}, Segment{width, width, 0},
           Segment{width, width, 0}};
-}
-
-void check_arguments(const char* op, double spatial_scale, double expand_ratio, int64_t mode) {
-  TORCH_CHECK(mode == roi_masking::kBinary || mode == roi_masking::kExpandedBinary || mode == roi_masking::kTernary,
-              op, ": mode must be 0 (binary), 1 (expanded binary) or 2 (ternary), got ", mode);
-  TORCH_CHECK(std::isfinite(spatial_scale) && spatial_scale > 0, op, ": spatial_scale must be finite and > 0, got ",
-              spatial_scale);
-  TORCH_CHECK(std::isfinite(expand_ratio) && expand_ratio >= 0, op, ": expand_ratio must be finite and >= 0, got ",
-              expand_ratio);
-}
-
-void check_rois_against(const at::Tensor& rois, const at::Tensor& reference, const char* reference_name,
-                        int64_t batch_size, const char* op) {
-  check_rois(rois, op);
-  check_cpu(reference, op, reference_name);
-  check_device(rois, reference, op, "rois", reference_name);
-  TORCH_CHECK(rois.scalar_type() == reference.scalar_type(), op, ": rois must have the dtype of ", reference_name,
-              " (", reference.scalar_type(), "), got ", rois.scalar_type());
-  check_roi_batch_indices(rois, batch_size, op);
-  if (rois.size(0) > 0) {
-    const at::Tensor index = rois.select(1, 0);
-    TORCH_CHECK(at::equal(index, index.floor()), op, ": rois[:, 0] must hold integral batch indices");
-  }
 }
 
 // Per-RoI batch index and cell geometry, computed once in double precision (the contract's arithmetic).
@@ -179,7 +159,7 @@ at::Tensor roi_masking_cpu(const at::Tensor& features, const at::Tensor& rois, d
   check_dim(features, 4, kOp, "features", "[B, C, H, W]");
   check_floating(features, kOp, "features");
   check_arguments(kOp, spatial_scale, expand_ratio, mode);
-  check_rois_against(rois, features, "features", features.size(0), kOp);
+  check_rois_against(rois, features, "features", features.size(0), kOp, &check_cpu);
   const int64_t num_rois = rois.size(0);
   at::Tensor output =
       at::empty({num_rois, features.size(1), features.size(2), features.size(3)}, features.options());
@@ -201,7 +181,7 @@ at::Tensor roi_masking_backward_cpu(const at::Tensor& grad_output, const at::Ten
   check_floating(grad_output, kBackwardOp, "grad_output");
   check_arguments(kBackwardOp, spatial_scale, expand_ratio, mode);
   TORCH_CHECK(batch_size >= 0, kBackwardOp, ": batch_size must be >= 0, got ", batch_size);
-  check_rois_against(rois, grad_output, "grad_output", batch_size, kBackwardOp);
+  check_rois_against(rois, grad_output, "grad_output", batch_size, kBackwardOp, &check_cpu);
   TORCH_CHECK(rois.size(0) == grad_output.size(0), kBackwardOp, ": grad_output has ", grad_output.size(0),
               " RoIs but rois has ", rois.size(0));
   at::Tensor grad_features =

@@ -14,6 +14,7 @@
 
 #include "ops/checks.h"
 #include "ops/cuda_utils.cuh"
+#include "ops/roi_masking/roi_masking_checks.h"
 #include "ops/roi_masking/roi_masking_kernel.h"
 
 namespace pysalient {
@@ -22,33 +23,10 @@ namespace {
 constexpr const char* kOp = "pysalient::roi_masking";
 constexpr const char* kBackwardOp = "pysalient::_roi_masking_backward";
 
+using roi_masking::check_arguments;
+using roi_masking::check_rois_against;
 using roi_masking::RoiCells;
 static_assert(sizeof(RoiCells) == 8 * sizeof(int64_t), "RoiCells is stored in an int64 [R, 8] tensor");
-
-// ------------------------------------------------------------------------------------------------ validation
-// Same checks and messages as the CPU kernel, with the device check of a CUDA kernel.
-void check_arguments(const char* op, double spatial_scale, double expand_ratio, int64_t mode) {
-  TORCH_CHECK(mode == roi_masking::kBinary || mode == roi_masking::kExpandedBinary || mode == roi_masking::kTernary,
-              op, ": mode must be 0 (binary), 1 (expanded binary) or 2 (ternary), got ", mode);
-  TORCH_CHECK(std::isfinite(spatial_scale) && spatial_scale > 0, op, ": spatial_scale must be finite and > 0, got ",
-              spatial_scale);
-  TORCH_CHECK(std::isfinite(expand_ratio) && expand_ratio >= 0, op, ": expand_ratio must be finite and >= 0, got ",
-              expand_ratio);
-}
-
-void check_rois_against(const at::Tensor& rois, const at::Tensor& reference, const char* reference_name,
-                        int64_t batch_size, const char* op) {
-  check_rois(rois, op);
-  check_cuda(reference, op, reference_name);
-  check_device(rois, reference, op, "rois", reference_name);
-  TORCH_CHECK(rois.scalar_type() == reference.scalar_type(), op, ": rois must have the dtype of ", reference_name,
-              " (", reference.scalar_type(), "), got ", rois.scalar_type());
-  check_roi_batch_indices(rois, batch_size, op);
-  if (rois.size(0) > 0) {
-    const at::Tensor index = rois.select(1, 0);
-    TORCH_CHECK(at::equal(index, index.floor()), op, ": rois[:, 0] must hold integral batch indices");
-  }
-}
 
 // ------------------------------------------------------------------------------------------------ kernels
 template <typename scalar_t>
@@ -140,7 +118,7 @@ at::Tensor roi_masking_cuda(const at::Tensor& features, const at::Tensor& rois, 
   check_dim(features, 4, kOp, "features", "[B, C, H, W]");
   check_floating(features, kOp, "features");
   check_arguments(kOp, spatial_scale, expand_ratio, mode);
-  check_rois_against(rois, features, "features", features.size(0), kOp);
+  check_rois_against(rois, features, "features", features.size(0), kOp, &check_cuda);
   const c10::cuda::CUDAGuard guard(features.device());
   const int64_t num_rois = rois.size(0);
   const int64_t channels = features.size(1), height = features.size(2), width = features.size(3);
@@ -167,7 +145,7 @@ at::Tensor roi_masking_backward_cuda(const at::Tensor& grad_output, const at::Te
   check_floating(grad_output, kBackwardOp, "grad_output");
   check_arguments(kBackwardOp, spatial_scale, expand_ratio, mode);
   TORCH_CHECK(batch_size >= 0, kBackwardOp, ": batch_size must be >= 0, got ", batch_size);
-  check_rois_against(rois, grad_output, "grad_output", batch_size, kBackwardOp);
+  check_rois_against(rois, grad_output, "grad_output", batch_size, kBackwardOp, &check_cuda);
   TORCH_CHECK(rois.size(0) == grad_output.size(0), kBackwardOp, ": grad_output has ", grad_output.size(0),
               " RoIs but rois has ", rois.size(0));
   const c10::cuda::CUDAGuard guard(grad_output.device());
