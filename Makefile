@@ -45,22 +45,34 @@ bench: install
 # cuda-check: compile-only check of every csrc/ops/*/*_cuda.cu with nvcc against the installed torch headers
 # (works with a CPU-only torch and no GPU; `make test` runs it whenever nvcc is on PATH).
 # gpu-check: on a machine with an NVIDIA GPU and a CUDA torch: build with the CUDA kernels, run the op tests on
-# both devices (a skipped CUDA case is a failure), compute-sanitizer over every kernel, the GPU benchmarks.
+# both devices, the models on the GPU (tests/gpu, the golden parity on CUDA) - a skipped CUDA case is a failure -,
+# compute-sanitizer over every kernel, the GPU benchmarks (appended to benchmarks/RESULTS.md).
+# GPU_PY: the Python that holds the CUDA torch. Default: the .venv of `make install`. On a machine whose system
+# Python already has a CUDA torch and no package index (e.g. `make gpu-check GPU_PY=python3`), the package is built
+# in place with --no-deps, so nothing is downloaded; its runtime and test dependencies must already be importable.
 .PHONY: cuda-check gpu-check
 NVCC ?= nvcc
 CUDA_CHECK = NVCC=$(NVCC) $(PY) tools/cuda_check.py
 SANITIZER ?= $(shell command -v compute-sanitizer 2>/dev/null || echo /usr/local/cuda/bin/compute-sanitizer)
 SANITIZE = $(SANITIZER) --error-exitcode 1 --print-limit 20
+GPU_PY ?= $(PY)
+GPU_TESTS ?= tests/ops tests/gpu tests/models
 
 cuda-check: install
 	$(CUDA_CHECK)
 
+ifeq ($(GPU_PY),$(PY))
 gpu-check: install
-	@$(PY) -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 'gpu-check: torch sees no CUDA GPU')"
-	@$(PY) -c "from pysalient import _C; assert _C.with_cuda, 'pysalient was built without CUDA kernels (nvcc on PATH?)'; print('CUDA archs:', _C.cuda_archs)"
-	PYSALIENT_REQUIRE_CUDA=1 $(PY) -m pytest -q tests/ops $(PYTEST_ARGS)
+else
+gpu-check:
+	$(GPU_PY) -m pip install --quiet --no-build-isolation --no-deps -e .
+endif
+	@$(GPU_PY) -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 'gpu-check: torch sees no CUDA GPU')"
+	@$(GPU_PY) -c "from pysalient import _C; assert _C.with_cuda, 'pysalient was built without CUDA kernels (nvcc on PATH?)'; print('CUDA archs:', _C.cuda_archs)"
+	PYSALIENT_REQUIRE_CUDA=1 $(GPU_PY) -m pytest -q $(GPU_TESTS) $(PYTEST_ARGS)
 	@test -x "$(SANITIZER)" || { echo "gpu-check: compute-sanitizer not found (set SANITIZER=...)"; exit 1; }
-	PYTORCH_NO_CUDA_MEMORY_CACHING=1 $(SANITIZE) --tool memcheck $(PY) tools/gpu_sanitize_driver.py
-	$(SANITIZE) --tool racecheck $(PY) tools/gpu_sanitize_driver.py
-	$(SANITIZE) --tool synccheck $(PY) tools/gpu_sanitize_driver.py
-	$(PY) benchmarks/bench_ops.py --device cuda
+	PYTORCH_NO_CUDA_MEMORY_CACHING=1 $(SANITIZE) --tool memcheck $(GPU_PY) tools/gpu_sanitize_driver.py
+	$(SANITIZE) --tool racecheck $(GPU_PY) tools/gpu_sanitize_driver.py
+	$(SANITIZE) --tool synccheck $(GPU_PY) tools/gpu_sanitize_driver.py
+	$(GPU_PY) benchmarks/bench_ops.py --device cuda
+	$(GPU_PY) benchmarks/bench_export.py --device cuda --models sparseinst_r50_giam --imgsz 640

@@ -1,6 +1,7 @@
 """Golden parity of SparseInst with the official hustvl/SparseInst code (``../shared/fixtures/README.md``).
 
-Tolerances are the fixture README's section 5. Each fixture is run through the model once per module.
+Tolerances are the fixture README's section 5. Each fixture is run through the model once per module and device:
+on CPU always, on CUDA (TF32 off, as the README asks) when a GPU is there (``tests/devices.py``).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from pysalient.models.sparseinst import (
     preprocess_image,
     preset_config,
 )
+from tests.devices import require_cuda, tf32_disabled
 from tests.fixtures import load_fixture, state_dict_with_prefix
 
 GIAM_FIXTURE = "sparseinst_r50_giam_official.pt"
@@ -31,35 +33,51 @@ def max_abs_diff(actual: torch.Tensor, expected: torch.Tensor) -> float:
     return (actual.double() - expected.double()).abs().max().item()
 
 
-@pytest.fixture(scope="module")
-def giam_run() -> Dict[str, Any]:
-    """The fixture plus our R50-GIAM run on its ``batched_input`` (backbone, encoder and decoder outputs)."""
+def to_device(value: Any, device: str) -> Any:
+    """Tensors (also inside dicts and lists) moved to ``device``."""
+    if isinstance(value, torch.Tensor):
+        return value.to(device)
+    if isinstance(value, dict):
+        return {key: to_device(item, device) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(to_device(item, device) for item in value)
+    return value
+
+
+@pytest.fixture(scope="module", params=["cpu", "cuda"])
+def giam_run(request: pytest.FixtureRequest) -> Dict[str, Any]:
+    """The fixture plus our R50-GIAM run on its ``batched_input`` (backbone, encoder and decoder outputs, on CPU)."""
+    device = request.param
+    if device == "cuda":
+        require_cuda()
     fixture = load_fixture(GIAM_FIXTURE)
     model = SparseInst(preset_config("sparseinst_r50_giam", num_classes=80)).eval()
     report = load_official_checkpoint(model, fixture)
-    with torch.no_grad():
-        backbone = model.backbone(fixture["batched_input"])
+    model.to(device)
+    with torch.no_grad(), tf32_disabled():
+        backbone = model.backbone(fixture["batched_input"].to(device))
         encoder_output = model.encoder(backbone)
         decoder = model.decoder(encoder_output)
     return {
+        "device": device,
         "fixture": fixture,
         "model": model,
         "report": report,
-        "backbone": backbone,
-        "encoder_output": encoder_output,
-        "decoder": decoder,
+        "backbone": to_device(backbone, "cpu"),
+        "encoder_output": encoder_output.cpu(),
+        "decoder": to_device(decoder, "cpu"),
     }
 
 
-def test_base_decoder_reproduces_the_official_heads() -> None:
+def test_base_decoder_reproduces_the_official_heads(device: str) -> None:
     fixture = load_fixture(BASE_FIXTURE)
-    encoder = InstanceContextEncoder([512, 1024, 2048]).eval()
-    decoder = BaseIAMDecoder(256, num_classes=80).eval()
+    encoder = InstanceContextEncoder([512, 1024, 2048]).eval().to(device)
+    decoder = BaseIAMDecoder(256, num_classes=80).eval().to(device)
     encoder.load_state_dict(state_dict_with_prefix(fixture["state_dict"], "encoder."), strict=True)
     decoder.load_state_dict(state_dict_with_prefix(fixture["state_dict"], "decoder."), strict=True)
-    with torch.no_grad():
-        encoder_output = encoder(fixture["features"])
-        outputs = decoder(encoder_output)
+    with torch.no_grad(), tf32_disabled():
+        encoder_output = encoder(to_device(fixture["features"], device)).cpu()
+        outputs = to_device(decoder(encoder_output.to(device)), "cpu")
     assert max_abs_diff(encoder_output, fixture["encoder_output"]) <= 2e-4
     assert set(outputs) == {"pred_logits", "pred_masks", "pred_scores"}
     for name, expected in fixture["decoder"].items():
@@ -74,7 +92,7 @@ def test_official_checkpoint_loads_without_renaming(giam_run: Dict[str, Any]) ->
     assert len(state) == 317
     # Loading float16 weights into float32 parameters is exact (the fixture's premise).
     stored = giam_run["fixture"]["state_dict"]["decoder.inst_branch.fc.weight"]
-    assert torch.equal(state["decoder.inst_branch.fc.weight"], stored.float())
+    assert torch.equal(state["decoder.inst_branch.fc.weight"].cpu(), stored.float())
 
 
 def test_r50_giam_reproduces_every_official_stage(giam_run: Dict[str, Any]) -> None:
@@ -89,8 +107,8 @@ def test_r50_giam_reproduces_every_official_stage(giam_run: Dict[str, Any]) -> N
 def test_full_forward_equals_the_staged_run(giam_run: Dict[str, Any]) -> None:
     # SparseInst.forward is backbone -> encoder -> decoder; check it on a cheap crop of the input instead of
     # a second full-size R50 run.
-    model, batch = giam_run["model"], giam_run["fixture"]["batched_input"][:, :, :64, :96]
-    with torch.no_grad():
+    model, batch = giam_run["model"], giam_run["fixture"]["batched_input"][:, :, :64, :96].to(giam_run["device"])
+    with torch.no_grad(), tf32_disabled():
         staged = model.decoder(model.encoder(model.backbone(batch)))
         outputs = model(batch)
     for name in staged:
@@ -113,8 +131,8 @@ def test_preprocessing_reproduces_the_official_resize_and_normalisation() -> Non
 
 
 def official_instances(giam_run: Dict[str, Any], sort: bool, max_det: int) -> Dict[str, torch.Tensor]:
-    fixture, decoder = giam_run["fixture"], giam_run["decoder"]
-    return postprocess_single(
+    fixture, decoder = giam_run["fixture"], to_device(giam_run["decoder"], giam_run["device"])
+    instances = postprocess_single(
         decoder["pred_logits"][0],
         decoder["pred_masks"][0],
         decoder["pred_scores"][0],
@@ -126,6 +144,7 @@ def official_instances(giam_run: Dict[str, Any], sort: bool, max_det: int) -> Di
         max_det=max_det,
         sort=sort,
     )
+    return to_device(instances, "cpu")
 
 
 def assert_instances_match(ours: Dict[str, torch.Tensor], scores, classes, masks) -> None:  # noqa: ANN001
