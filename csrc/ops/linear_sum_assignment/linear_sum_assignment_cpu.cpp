@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "ops/checks.h"
+#include "ops/linear_sum_assignment/linear_sum_assignment_checks.h"
 #include "ops/linear_sum_assignment/linear_sum_assignment_kernel.h"
 
 namespace pysalient {
@@ -51,9 +52,7 @@ bool prepare_work_matrix(const at::Tensor& cost, bool transpose, bool maximize, 
 }
 
 std::tuple<at::Tensor, at::Tensor> linear_sum_assignment_cpu(const at::Tensor& cost, bool maximize) {
-  check_dim(cost, 2, kOp, "cost", "[N, K]");
-  check_floating(cost, kOp, "cost");
-  check_cpu(cost, kOp, "cost");
+  linear_sum_assignment::check_cost(cost, kOp, &check_cpu);
   const int64_t num_rows = cost.size(0);
   const int64_t num_columns = cost.size(1);
   const auto index_options = cost.options().dtype(at::kLong);
@@ -70,13 +69,11 @@ std::tuple<at::Tensor, at::Tensor> linear_sum_assignment_cpu(const at::Tensor& c
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, cost.scalar_type(), "linear_sum_assignment_cpu", [&] {
     valid = prepare_work_matrix<scalar_t>(cost, transpose, maximize, work);
   });
-  TORCH_CHECK(valid, kOp, ": cost matrix contains invalid numeric entries (NaN or -inf; NaN or +inf when ",
-              "maximize=True)");
+  linear_sum_assignment::check_entries(valid, kOp);
 
   std::vector<int64_t> column_of_row(rows);
-  TORCH_CHECK(solve_rectangular_assignment(work.data(), rows, columns, column_of_row.data()), kOp,
-              ": cost matrix is infeasible (every assignment of min(N, K) = ", rows, " pairs uses a ",
-              maximize ? "-inf" : "+inf", " entry)");
+  linear_sum_assignment::check_feasible(
+      solve_rectangular_assignment(work.data(), rows, columns, column_of_row.data()), rows, maximize, kOp);
 
   at::Tensor row_indices = at::empty({rows}, index_options);
   at::Tensor column_indices = at::empty({rows}, index_options);

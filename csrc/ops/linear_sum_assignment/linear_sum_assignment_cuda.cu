@@ -14,6 +14,7 @@
 
 #include "ops/checks.h"
 #include "ops/cuda_utils.cuh"
+#include "ops/linear_sum_assignment/linear_sum_assignment_checks.h"
 #include "ops/linear_sum_assignment/linear_sum_assignment_kernel.h"
 
 namespace pysalient {
@@ -22,9 +23,7 @@ namespace {
 constexpr const char* kOp = "pysalient::linear_sum_assignment";
 
 std::tuple<at::Tensor, at::Tensor> linear_sum_assignment_cuda(const at::Tensor& cost, bool maximize) {
-  check_dim(cost, 2, kOp, "cost", "[N, K]");
-  check_floating(cost, kOp, "cost");
-  check_cuda(cost, kOp, "cost");
+  linear_sum_assignment::check_cost(cost, kOp, &check_cuda);
   const c10::cuda::CUDAGuard guard(cost.device());
   const int64_t num_rows = cost.size(0);
   const int64_t num_columns = cost.size(1);
@@ -50,13 +49,11 @@ std::tuple<at::Tensor, at::Tensor> linear_sum_assignment_cuda(const at::Tensor& 
     valid &= !(std::isnan(value) || value == -std::numeric_limits<double>::infinity());
     values[i] = value;
   }
-  TORCH_CHECK(valid, kOp, ": cost matrix contains invalid numeric entries (NaN or -inf; NaN or +inf when ",
-              "maximize=True)");
+  linear_sum_assignment::check_entries(valid, kOp);
 
   std::vector<int64_t> column_of_row(rows);
-  TORCH_CHECK(solve_rectangular_assignment(values, rows, columns, column_of_row.data()), kOp,
-              ": cost matrix is infeasible (every assignment of min(N, K) = ", rows, " pairs uses a ",
-              maximize ? "-inf" : "+inf", " entry)");
+  linear_sum_assignment::check_feasible(
+      solve_rectangular_assignment(values, rows, columns, column_of_row.data()), rows, maximize, kOp);
 
   // Pair r of the result is (original row, original column), by ascending original row (scipy's order).
   at::Tensor row_indices = at::empty({rows}, at::TensorOptions().dtype(at::kLong));

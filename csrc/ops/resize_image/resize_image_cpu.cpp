@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "ops/checks.h"
+#include "ops/resize_image/resize_image_checks.h"
 #include "ops/resize_image/resize_image_kernel.h"
 
 namespace pysalient {
@@ -112,20 +113,13 @@ void resize_columns(const uint8_t* input, uint8_t* output, int64_t batch, int64_
 }
 
 at::Tensor resize_image_cpu(const at::Tensor& image, int64_t out_h, int64_t out_w) {
-  TORCH_CHECK(image.dim() == 3 || image.dim() == 4, kOp,
-              ": image must be a 3-D [H, W, C] or 4-D [B, H, W, C] tensor, got shape ", image.sizes());
-  TORCH_CHECK(image.scalar_type() == at::kByte, kOp, ": image must be a uint8 tensor, got ", image.scalar_type());
-  check_cpu(image, kOp, "image");
-  TORCH_CHECK(out_h >= 1 && out_w >= 1, kOp, ": output size must be at least 1x1, got out_h=", out_h,
-              ", out_w=", out_w);
+  resize_image::check_arguments(image, out_h, out_w, kOp, &check_cpu);
   const bool batched = image.dim() == 4;
   const at::Tensor images = (batched ? image : image.unsqueeze(0)).contiguous();
   const int64_t batch = images.size(0);
   const int64_t height = images.size(1);
   const int64_t width = images.size(2);
   const int64_t channels = images.size(3);
-  TORCH_CHECK(height >= 1 && width >= 1 && channels >= 1, kOp,
-              ": image must have at least one row, column and channel, got shape ", image.sizes());
 
   at::Tensor output = batched ? at::empty({batch, out_h, out_w, channels}, images.options())
                                : at::empty({out_h, out_w, channels}, images.options());

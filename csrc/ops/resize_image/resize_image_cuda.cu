@@ -8,6 +8,7 @@
 
 #include "ops/checks.h"
 #include "ops/cuda_utils.cuh"
+#include "ops/resize_image/resize_image_checks.h"
 #include "ops/resize_image/resize_image_kernel.h"
 
 namespace pysalient {
@@ -127,12 +128,7 @@ void resize_columns(const at::Tensor& input, at::Tensor& output, int64_t batch, 
 }
 
 at::Tensor resize_image_cuda(const at::Tensor& image, int64_t out_h, int64_t out_w) {
-  TORCH_CHECK(image.dim() == 3 || image.dim() == 4, kOp,
-              ": image must be a 3-D [H, W, C] or 4-D [B, H, W, C] tensor, got shape ", image.sizes());
-  TORCH_CHECK(image.scalar_type() == at::kByte, kOp, ": image must be a uint8 tensor, got ", image.scalar_type());
-  check_cuda(image, kOp, "image");
-  TORCH_CHECK(out_h >= 1 && out_w >= 1, kOp, ": output size must be at least 1x1, got out_h=", out_h,
-              ", out_w=", out_w);
+  resize_image::check_arguments(image, out_h, out_w, kOp, &check_cuda);
   const c10::cuda::CUDAGuard guard(image.device());
   const bool batched = image.dim() == 4;
   const at::Tensor images = (batched ? image : image.unsqueeze(0)).contiguous();
@@ -140,8 +136,6 @@ at::Tensor resize_image_cuda(const at::Tensor& image, int64_t out_h, int64_t out
   const int64_t height = images.size(1);
   const int64_t width = images.size(2);
   const int64_t channels = images.size(3);
-  TORCH_CHECK(height >= 1 && width >= 1 && channels >= 1, kOp,
-              ": image must have at least one row, column and channel, got shape ", image.sizes());
 
   at::Tensor output = batched ? at::empty({batch, out_h, out_w, channels}, images.options())
                               : at::empty({out_h, out_w, channels}, images.options());

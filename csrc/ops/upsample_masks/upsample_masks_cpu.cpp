@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "ops/checks.h"
+#include "ops/upsample_masks/upsample_masks_checks.h"
 #include "ops/upsample_masks/upsample_masks_kernel.h"
 
 namespace pysalient {
@@ -144,25 +145,10 @@ void upsample_masks_kernel(const at::Tensor& logits, int64_t padded_h, int64_t p
   });
 }
 
-void check_pair(at::IntArrayRef pair, const char* name) {
-  TORCH_CHECK(pair.size() == 2, kOp, ": ", name, " must hold 2 sizes (height, width), got ", pair.size());
-}
-
 std::tuple<at::Tensor, at::Tensor, at::Tensor> upsample_masks_cpu(const at::Tensor& mask_logits,
                                                                   at::IntArrayRef padded_hw, at::IntArrayRef image_hw,
                                                                   at::IntArrayRef output_hw, double threshold) {
-  check_dim(mask_logits, 3, kOp, "mask_logits", "[N, h, w]");
-  check_floating(mask_logits, kOp, "mask_logits");
-  check_cpu(mask_logits, kOp, "mask_logits");
-  check_pair(padded_hw, "padded_hw");
-  check_pair(image_hw, "image_hw");
-  check_pair(output_hw, "output_hw");
-  TORCH_CHECK(mask_logits.size(1) >= 1 && mask_logits.size(2) >= 1, kOp,
-              ": mask_logits must have a non-empty [h, w] map, got shape ", mask_logits.sizes());
-  TORCH_CHECK(image_hw[0] >= 1 && image_hw[1] >= 1, kOp, ": image_hw must be at least 1x1, got ", image_hw);
-  TORCH_CHECK(padded_hw[0] >= image_hw[0] && padded_hw[1] >= image_hw[1], kOp, ": padded_hw ", padded_hw,
-              " must be at least image_hw ", image_hw, " (the image is cropped out of the padded size)");
-  TORCH_CHECK(output_hw[0] >= 1 && output_hw[1] >= 1, kOp, ": output_hw must be at least 1x1, got ", output_hw);
+  upsample_masks::check_arguments(mask_logits, padded_hw, image_hw, output_hw, kOp, &check_cpu);
 
   const int64_t n = mask_logits.size(0);
   const at::ScalarType out_type = mask_logits.scalar_type() == at::kDouble ? at::kDouble : at::kFloat;
