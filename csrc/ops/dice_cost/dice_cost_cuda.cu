@@ -62,7 +62,12 @@ __global__ void combine_kernel(const compute_t* __restrict__ dots, const compute
 template <typename compute_t>
 std::pair<at::Tensor, at::Tensor> prepare(const at::Tensor& input, bool apply_sigmoid, const at::TensorOptions& options,
                                           cudaStream_t stream) {
-  const at::Tensor src = input.contiguous();
+  // The kernel reads fp32/fp64/fp16/bf16/bool/uint8 directly. Any other floating dtype (float8; the contract takes
+  // "any floating dtype") is widened to compute_t first, as the CPU kernel does, instead of failing the dispatch.
+  const at::ScalarType type = input.scalar_type();
+  const bool readable = type == at::kFloat || type == at::kDouble || type == at::kHalf || type == at::kBFloat16 ||
+                        type == at::kBool || type == at::kByte;
+  const at::Tensor src = (readable ? input : input.to(c10::CppTypeToScalarType<compute_t>::value)).contiguous();
   const int64_t rows = src.size(0), length = src.size(1);
   at::Tensor values = at::empty({rows, length}, options);
   at::Tensor norms = at::empty({rows}, options);
