@@ -75,6 +75,17 @@ def test_half_precision_logits_are_widened_before_the_sigmoid(pred_dtype: torch.
     torch.testing.assert_close(result, _reference.dice_cost(pred, targets), atol=1e-6, rtol=1e-5)
 
 
+@pytest.mark.parametrize("dtype", [torch.float8_e4m3fn, torch.float8_e5m2])
+def test_float8_inputs_are_widened_like_half_precision(dtype: torch.dtype, device: str) -> None:
+    # "Any floating dtype": float8 logits and targets are widened to float32 first, on CUDA as on the CPU.
+    pred, targets = random_logits(6, 300, 11).to(dtype), random_masks(4, 300, 11).to(dtype)
+    result = dice_cost(pred.to(device), targets.to(device)).cpu()
+    assert result.dtype == torch.float32
+    torch.testing.assert_close(result, _reference.dice_cost(pred.float(), targets.float()), atol=1e-6, rtol=1e-5)
+    mixed = dice_cost(pred.float().to(device), targets.to(device)).cpu()
+    torch.testing.assert_close(mixed, result, atol=1e-6, rtol=1e-5)
+
+
 def test_hand_computed_values(device: str) -> None:
     # Logit 0 -> probability 0.5 everywhere: <p, t> = 0.5 * |t|, ||p||^2 = 0.25 * P.
     pred = torch.tensor([[0.0, 0.0, 0.0, 0.0], [100.0, 100.0, -100.0, -100.0]], device=device)

@@ -7,6 +7,7 @@
 #include <algorithm>
 
 #include "ops/checks.h"
+#include "ops/dice_cost/dice_cost_checks.h"
 #include "ops/dice_cost/dice_cost_kernel.h"
 
 namespace pysalient {
@@ -60,16 +61,7 @@ void combine(const at::Tensor& dots, const at::Tensor& pred_norms, const at::Ten
 }
 
 at::Tensor dice_cost_cpu(const at::Tensor& pred_logits, const at::Tensor& targets) {
-  check_dim(pred_logits, 2, kOp, "pred_logits", "[N, P]");
-  check_dim(targets, 2, kOp, "targets", "[K, P]");
-  TORCH_CHECK(pred_logits.size(1) == targets.size(1), kOp, ": pred_logits has P=", pred_logits.size(1),
-              " pixels per mask but targets has P=", targets.size(1));
-  check_floating(pred_logits, kOp, "pred_logits");
-  const auto target_type = targets.scalar_type();
-  TORCH_CHECK(at::isFloatingType(target_type) || target_type == at::kBool || target_type == at::kByte, kOp,
-              ": targets must be a floating-point, bool or uint8 (0/1) tensor, got ", target_type);
-  check_cpu(pred_logits, kOp, "pred_logits");
-  check_device(targets, pred_logits, kOp, "targets", "pred_logits");
+  dice_cost::check_inputs(pred_logits, targets, kOp, &check_cpu);
 
   const auto compute_type = pred_logits.scalar_type() == at::kDouble ? at::kDouble : at::kFloat;
   const auto options = pred_logits.options().dtype(compute_type);

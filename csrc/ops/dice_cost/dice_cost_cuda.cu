@@ -15,6 +15,7 @@
 
 #include "ops/checks.h"
 #include "ops/cuda_utils.cuh"
+#include "ops/dice_cost/dice_cost_checks.h"
 #include "ops/dice_cost/dice_cost_kernel.h"
 
 namespace pysalient {
@@ -61,7 +62,12 @@ __global__ void combine_kernel(const compute_t* __restrict__ dots, const compute
 template <typename compute_t>
 std::pair<at::Tensor, at::Tensor> prepare(const at::Tensor& input, bool apply_sigmoid, const at::TensorOptions& options,
                                           cudaStream_t stream) {
-  const at::Tensor src = input.contiguous();
+  // The kernel reads fp32/fp64/fp16/bf16/bool/uint8 directly. Any other floating dtype (float8; the contract takes
+  // "any floating dtype") is widened to compute_t first, as the CPU kernel does, instead of failing the dispatch.
+  const at::ScalarType type = input.scalar_type();
+  const bool readable = type == at::kFloat || type == at::kDouble || type == at::kHalf || type == at::kBFloat16 ||
+                        type == at::kBool || type == at::kByte;
+  const at::Tensor src = (readable ? input : input.to(c10::CppTypeToScalarType<compute_t>::value)).contiguous();
   const int64_t rows = src.size(0), length = src.size(1);
   at::Tensor values = at::empty({rows, length}, options);
   at::Tensor norms = at::empty({rows}, options);
@@ -78,16 +84,7 @@ std::pair<at::Tensor, at::Tensor> prepare(const at::Tensor& input, bool apply_si
 }
 
 at::Tensor dice_cost_cuda(const at::Tensor& pred_logits, const at::Tensor& targets) {
-  check_dim(pred_logits, 2, kOp, "pred_logits", "[N, P]");
-  check_dim(targets, 2, kOp, "targets", "[K, P]");
-  TORCH_CHECK(pred_logits.size(1) == targets.size(1), kOp, ": pred_logits has P=", pred_logits.size(1),
-              " pixels per mask but targets has P=", targets.size(1));
-  check_floating(pred_logits, kOp, "pred_logits");
-  const auto target_type = targets.scalar_type();
-  TORCH_CHECK(at::isFloatingType(target_type) || target_type == at::kBool || target_type == at::kByte, kOp,
-              ": targets must be a floating-point, bool or uint8 (0/1) tensor, got ", target_type);
-  check_cuda(pred_logits, kOp, "pred_logits");
-  check_device(targets, pred_logits, kOp, "targets", "pred_logits");
+  dice_cost::check_inputs(pred_logits, targets, kOp, &check_cuda);
 
   const c10::cuda::CUDAGuard guard(pred_logits.device());
   const auto compute_type = pred_logits.scalar_type() == at::kDouble ? at::kDouble : at::kFloat;

@@ -16,12 +16,11 @@
 #include <torch/library.h>
 
 #include <algorithm>
-#include <string>
-#include <utility>
 #include <vector>
 
 #include "ops/checks.h"
 #include "ops/cuda_utils.cuh"
+#include "ops/multilevel_roi_align/multilevel_roi_align_checks.h"
 #include "ops/multilevel_roi_align/multilevel_roi_align_kernel.h"
 
 namespace pysalient {
@@ -30,50 +29,9 @@ namespace {
 constexpr const char* kOp = "pysalient::multilevel_roi_align";
 constexpr const char* kBackwardOp = "pysalient::_multilevel_roi_align_backward";
 
-// ------------------------------------------------------------------------------------------------ validation
-// Same checks and messages as the CPU kernel, with the device check of a CUDA kernel.
-std::string level_name(const char* name, size_t level) {
-  return std::string(name) + "[" + std::to_string(level) + "]";
-}
-
-void check_levels(at::TensorList tensors, const char* op, const char* name, const char* layout) {
-  TORCH_CHECK(!tensors.empty(), op, ": ", name, " must be a non-empty list of 4-D tensors (one per level)");
-  const at::Tensor& first = tensors[0];
-  for (size_t l = 0; l < tensors.size(); ++l) {
-    const std::string label = level_name(name, l);
-    const at::Tensor& t = tensors[l];
-    check_dim(t, 4, op, label.c_str(), layout);
-    check_floating(t, op, label.c_str());
-    TORCH_CHECK(t.scalar_type() == first.scalar_type(), op, ": every level must have one dtype, but ", label,
-                " is ", t.scalar_type(), " and ", name, "[0] is ", first.scalar_type());
-    check_device(t, first, op, label.c_str(), level_name(name, 0).c_str());
-  }
-  check_cuda(first, op, level_name(name, 0).c_str());
-}
-
-std::vector<std::pair<int64_t, int64_t>> pooled_sizes(at::IntArrayRef output_sizes, int64_t levels, const char* op) {
-  const int64_t n = static_cast<int64_t>(output_sizes.size());
-  TORCH_CHECK(n == levels || n == 2 * levels, op, ": output_sizes must hold ", levels, " entries (square outputs) or ",
-              2 * levels, " entries (out_h, out_w per level) for ", levels, " level(s), got ", n);
-  std::vector<std::pair<int64_t, int64_t>> sizes(levels);
-  for (int64_t l = 0; l < levels; ++l) {
-    sizes[l] = n == levels ? std::make_pair(output_sizes[l], output_sizes[l])
-                           : std::make_pair(output_sizes[2 * l], output_sizes[2 * l + 1]);
-    TORCH_CHECK(sizes[l].first >= 1 && sizes[l].second >= 1, op, ": output sizes must be >= 1, got ", output_sizes);
-  }
-  return sizes;
-}
-
-void check_rois_and_scales(const at::Tensor& rois, const at::Tensor& reference, const char* reference_name,
-                           at::ArrayRef<double> spatial_scales, int64_t levels, int64_t batch_size, const char* op) {
-  check_rois(rois, op);
-  TORCH_CHECK(rois.scalar_type() == reference.scalar_type(), op, ": rois must have the dtype of ", reference_name,
-              " (", reference.scalar_type(), "), got ", rois.scalar_type());
-  check_device(rois, reference, op, "rois", reference_name);
-  TORCH_CHECK(static_cast<int64_t>(spatial_scales.size()) == levels, op, ": spatial_scales must hold one scale per ",
-              "level (", levels, "), got ", spatial_scales.size());
-  check_roi_batch_indices(rois, batch_size, op);
-}
+using multilevel_roi_align::check_backward;
+using multilevel_roi_align::check_forward;
+using multilevel_roi_align::PooledSizes;
 
 // ------------------------------------------------------------------------------------------------ kernels
 constexpr int kMaxLevels = 8;
@@ -219,14 +177,8 @@ at::ScalarType compute_type(at::ScalarType type) {
 std::vector<at::Tensor> multilevel_roi_align_cuda(at::TensorList features, const at::Tensor& rois,
                                                   at::ArrayRef<double> spatial_scales, at::IntArrayRef output_sizes,
                                                   int64_t sampling_ratio, bool aligned) {
-  check_levels(features, kOp, "features", "[B, C, H, W]");
-  const int64_t levels = static_cast<int64_t>(features.size()), batch_size = features[0].size(0);
-  for (int64_t l = 1; l < levels; ++l) {
-    TORCH_CHECK(features[l].size(0) == batch_size, kOp, ": every level must have the batch size of features[0] (",
-                batch_size, "), but features[", l, "] has shape ", features[l].sizes());
-  }
-  check_rois_and_scales(rois, features[0], "features", spatial_scales, levels, batch_size, kOp);
-  const auto pooled = pooled_sizes(output_sizes, levels, kOp);
+  const PooledSizes pooled = check_forward(features, rois, spatial_scales, output_sizes, kOp, &check_cuda);
+  const int64_t levels = static_cast<int64_t>(features.size());
   const c10::cuda::CUDAGuard guard(features[0].device());
 
   const int64_t num_rois = rois.size(0);
@@ -269,22 +221,10 @@ std::vector<at::Tensor> multilevel_roi_align_backward_cuda(at::TensorList grad_o
                                                            at::IntArrayRef output_sizes, int64_t sampling_ratio,
                                                            bool aligned, int64_t batch_size, at::IntArrayRef heights,
                                                            at::IntArrayRef widths) {
-  check_levels(grad_outputs, kBackwardOp, "grad_outputs", "[R, C, out_h, out_w]");
+  check_backward(grad_outputs, rois, spatial_scales, output_sizes, batch_size, heights, widths, kBackwardOp,
+                 &check_cuda);
   const int64_t levels = static_cast<int64_t>(grad_outputs.size());
-  TORCH_CHECK(batch_size >= 0, kBackwardOp, ": batch_size must be >= 0, got ", batch_size);
-  TORCH_CHECK(static_cast<int64_t>(heights.size()) == levels && static_cast<int64_t>(widths.size()) == levels,
-              kBackwardOp, ": heights and widths must hold one size per level (", levels, "), got ", heights.size(),
-              " and ", widths.size());
-  check_rois_and_scales(rois, grad_outputs[0], "grad_outputs", spatial_scales, levels, batch_size, kBackwardOp);
-  const auto pooled = pooled_sizes(output_sizes, levels, kBackwardOp);
   const int64_t num_rois = rois.size(0);
-  for (int64_t l = 0; l < levels; ++l) {
-    const at::Tensor& g = grad_outputs[l];
-    TORCH_CHECK(heights[l] >= 0 && widths[l] >= 0, kBackwardOp, ": heights and widths must be >= 0");
-    TORCH_CHECK(g.size(0) == num_rois && g.size(2) == pooled[l].first && g.size(3) == pooled[l].second,
-                kBackwardOp, ": grad_outputs[", l, "] must have shape [", num_rois, ", C, ", pooled[l].first, ", ",
-                pooled[l].second, "], got ", g.sizes());
-  }
   const c10::cuda::CUDAGuard guard(grad_outputs[0].device());
   const at::ScalarType type = compute_type(grad_outputs[0].scalar_type());
   std::vector<at::Tensor> grad_maps(levels), grads(levels);

@@ -16,6 +16,7 @@
 
 #include "ops/checks.h"
 #include "ops/cuda_utils.cuh"
+#include "ops/nms/nms_checks.h"
 
 namespace pysalient {
 namespace {
@@ -148,15 +149,7 @@ at::Tensor nms_kernel(const at::Tensor& boxes, const at::Tensor& scores, double 
 }
 
 at::Tensor nms_cuda(const at::Tensor& boxes, const at::Tensor& scores, double iou_threshold) {
-  TORCH_CHECK(boxes.dim() == 2 && boxes.size(1) == 4, kOp, ": boxes must have shape [N, 4] (x1, y1, x2, y2), got ",
-              boxes.sizes());
-  check_dim(scores, 1, kOp, "scores", "[N]");
-  TORCH_CHECK(boxes.size(0) == scores.size(0), kOp, ": boxes has ", boxes.size(0), " rows but scores has ",
-              scores.size(0), " entries");
-  check_floating(boxes, kOp, "boxes");
-  check_floating(scores, kOp, "scores");
-  check_cuda(boxes, kOp, "boxes");
-  check_device(scores, boxes, kOp, "scores", "boxes");
+  nms::check_inputs(boxes, scores, kOp, &check_cuda);
   if (boxes.size(0) == 0) {
     return at::empty({0}, boxes.options().dtype(at::kLong));
   }

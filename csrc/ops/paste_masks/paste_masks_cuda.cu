@@ -15,6 +15,7 @@
 
 #include "ops/checks.h"
 #include "ops/cuda_utils.cuh"
+#include "ops/paste_masks/paste_masks_checks.h"
 #include "ops/paste_masks/paste_masks_kernel.h"
 
 namespace pysalient {
@@ -97,20 +98,7 @@ __global__ void paste_kernel(const scalar_t* __restrict__ masks, const Tap* __re
 
 at::Tensor paste_masks_cuda(const at::Tensor& masks, const at::Tensor& boxes, int64_t height, int64_t width,
                             double threshold) {
-  check_dim(masks, 3, kOp, "masks", "[R, Mh, Mw]");
-  check_floating(masks, kOp, "masks");
-  check_cuda(masks, kOp, "masks");
-  TORCH_CHECK(boxes.dim() == 2 && boxes.size(1) == 4, kOp, ": boxes must have shape [R, 4] (x1, y1, x2, y2), got ",
-              boxes.sizes());
-  check_floating(boxes, kOp, "boxes");
-  check_device(boxes, masks, kOp, "boxes", "masks");
-  TORCH_CHECK(boxes.size(0) == masks.size(0), kOp, ": masks has ", masks.size(0), " RoIs but boxes has ",
-              boxes.size(0), " rows");
-  TORCH_CHECK(masks.size(1) >= 1 && masks.size(2) >= 1, kOp, ": masks must be at least 1x1 per RoI, got shape ",
-              masks.sizes());
-  TORCH_CHECK(height >= 0 && width >= 0, kOp, ": height and width must be non-negative, got ", height, "x", width);
-  // A sample of 0 (everywhere outside the box) must never count as foreground, hence threshold > 0.
-  TORCH_CHECK(threshold > 0.0 && threshold <= 1.0, kOp, ": threshold must be in (0, 1], got ", threshold);
+  paste_masks::check_inputs(masks, boxes, height, width, threshold, kOp, &check_cuda);
   // Mask cell indices are stored in 32 bits.
   TORCH_CHECK(masks.size(1) <= std::numeric_limits<int32_t>::max() &&
                   masks.size(2) <= std::numeric_limits<int32_t>::max(),
