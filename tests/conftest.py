@@ -1,8 +1,9 @@
-"""Test-session guards shared by every test folder."""
+"""Test-session guards and fixtures shared by every test folder."""
 
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
 
@@ -13,3 +14,25 @@ def pytest_configure(config: pytest.Config) -> None:
 
     if not ops.has_native() and os.environ.get("PYSALIENT_DISABLE_NATIVE", "0") in ("", "0"):
         raise pytest.UsageError(f"pysalient native ops are not loaded: {ops.native_load_error()}")
+
+
+@pytest.fixture(scope="session")
+def shared_tiny_model():
+    """``tests.export.helpers.shared_tiny_model()``, built once per session (a ``SalientModel``)."""
+    from tests.export.helpers import shared_tiny_model
+
+    return shared_tiny_model()
+
+
+@pytest.fixture(scope="session")
+def shared_aoti_package(shared_tiny_model, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """``model.pt2``: ``shared_tiny_model`` compiled by AOTInductor for the CPU, once per test session.
+
+    tests/export/test_aoti.py and tests/cpp both test this one package, so the suite pays for one compilation
+    (minutes on a small CPU). Exported with ``imgsz=SHARED_IMGSZ``, ``max_det=SHARED_MAX_DET`` and the default
+    input size range [2, 8192]; the name ``model.pt2`` appears in the C++ runtime's error messages.
+    """
+    from tests.export.helpers import SHARED_IMGSZ, SHARED_MAX_DET
+
+    path = tmp_path_factory.mktemp("shared-aoti") / "model.pt2"
+    return Path(shared_tiny_model.export("aoti", path, imgsz=SHARED_IMGSZ, max_det=SHARED_MAX_DET))

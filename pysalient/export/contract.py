@@ -4,8 +4,9 @@ An exported model is an :class:`ExportContract`: it takes ONE image, uint8 ``[H,
 OpenCV gives a C++ program), and does everything inside the graph:
 
 1. resize: shortest side to ``min_size``, longest capped at ``max_size``, sides rounded with ``int(x + 0.5)``
-   exactly as :func:`pysalient.models.sparseinst.preprocess.resized_hw` (detectron2's ``ResizeShortestEdge``),
-   pixels from the Pillow-identical ``resize_image`` op;
+   by :func:`pysalient.models.sparseinst.preprocess.resized_hw` itself (detectron2's ``ResizeShortestEdge``,
+   scripted into TorchScript graphs; see :meth:`ExportContract._input_sizes` for torch.export), pixels from
+   the Pillow-identical ``resize_image`` op;
 2. channel order: BGR -> the network's order (``channel_order`` of the family);
 3. normalisation ``(x - pixel_mean) / pixel_std`` in float32, then cast to the network dtype (fp16 exports);
 4. zero padding at the bottom and right to a multiple of ``size_divisibility``;
@@ -32,6 +33,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from pysalient import ops
+from pysalient.models.sparseinst.preprocess import resized_hw
 
 METADATA_KEY = "pysalient.json"
 METADATA_FORMAT_VERSION = 1
@@ -134,9 +136,11 @@ class ExportContract(nn.Module):
         """(resized h, resized w, padded h, padded w) of an input image of size (height, width)."""
         divisor = self.size_divisibility
         if torch.jit.is_scripting():
-            out_h, out_w = scalar_resized_hw(height, width, self.min_size, self.max_size)
+            # The eager rule itself, compiled into the graph: TorchScript keeps Python's float64 arithmetic.
+            out_h, out_w = resized_hw(height, width, self.min_size, self.max_size)
             return out_h, out_w, -(-out_h // divisor) * divisor, -(-out_w // divisor) * divisor
-        # Under torch.export, H and W are symbols and branching on them would specialise the graph. The resized
+        # Under torch.export, H and W are symbols and branching on them would specialise the graph, so
+        # resized_hw (which branches on the sizes) cannot be traced with dynamic shapes. The resized
         # size comes from the float64 rule evaluated on tensors (exactly resized_hw) and is therefore a
         # data-dependent size. The network input must not be one: Inductor mis-compiles convolutions over
         # data-dependent sizes (it assumes layouts that the kernels do not produce). So the padded size is
@@ -160,19 +164,6 @@ def _check_traced_image(image: Tensor) -> None:
     torch._check(image.dim() == 3, lambda: f"pysalient export: expected a uint8 [H, W, 3] image, got {image.shape}")
     torch._check(image.shape[2] == 3, lambda: f"pysalient export: expected 3 (BGR) channels, got {image.shape}")
     torch._check(image.dtype == torch.uint8, lambda: f"pysalient export: expected uint8 pixels, got {image.dtype}")
-
-
-def scalar_resized_hw(height: int, width: int, min_size: int, max_size: int) -> Tuple[int, int]:
-    """The resize rule on Python (TorchScript) numbers; same operations, in the same order, as ``resized_hw``."""
-    scale = min_size * 1.0 / min(height, width)
-    if height < width:
-        new_height, new_width = float(min_size), scale * width
-    else:
-        new_height, new_width = scale * height, float(min_size)
-    if max(new_height, new_width) > max_size:
-        scale = max_size * 1.0 / max(new_height, new_width)
-        new_height, new_width = new_height * scale, new_width * scale
-    return int(new_height + 0.5), int(new_width + 0.5)
 
 
 def rational_resized_hw(height: Any, width: Any, min_size: int, max_size: int) -> Tuple[Any, Any]:

@@ -4,7 +4,9 @@ Every program is configured with plain CMake and ``-DCMAKE_PREFIX_PATH=$(python 
 a user would, once per test session (compiling against the torch headers takes a while). They are linked with
 ``-Wl,--as-needed`` forced on, so that the check that ``libpysalient_ops.so`` stays NEEDED means something on
 every toolchain. The models are a small SparseInst with deterministic random weights, rescaled so that its
-predictions are varied (masks of different sizes, scores far apart) rather than near-identical.
+predictions are varied (masks of different sizes, scores far apart) rather than near-identical: the session
+fixtures ``shared_tiny_model`` and ``shared_aoti_package`` of tests/conftest.py, shared with tests/export so that
+the AOTInductor package is compiled once per session.
 """
 
 from __future__ import annotations
@@ -16,7 +18,6 @@ from typing import Dict, List
 import cv2
 import numpy as np
 import pytest
-import torch
 
 import pysalient
 from tests.cpp.helpers import FORMATS, IMAGE_SIZES, IMGSZ, MAX_DET, REPO_ROOT, build_cmake_project, run
@@ -47,35 +48,26 @@ def runtime_checks_binary(tmp_path_factory: pytest.TempPathFactory, cmake_prefix
 
 
 @pytest.fixture(scope="session")
-def test_model() -> pysalient.engine.model.SalientModel:
-    """``sparseinst_mbv2_tiny`` with seeded random weights, scaled up so queries disagree strongly."""
-    generator_state = torch.get_rng_state()
-    torch.manual_seed(0)
-    try:
-        with pytest.warns(UserWarning, match="randomly initialised"):
-            model = pysalient.load("sparseinst_mbv2_tiny", device="cpu")
-    finally:
-        torch.set_rng_state(generator_state)
-    branch = model.network.decoder.inst_branch
-    with torch.no_grad():
-        # Larger activation-map and head weights: distinct instance features, hence distinct masks and scores.
-        branch.iam_conv.weight.mul_(300.0)
-        branch.cls_score.weight.mul_(30.0)
-        branch.objectness.weight.mul_(30.0)
-        branch.mask_kernel.weight.mul_(300.0)
-    return model
+def test_model(shared_tiny_model) -> pysalient.engine.model.SalientModel:
+    """``sparseinst_mbv2_tiny`` with seeded random weights, scaled up so queries disagree strongly (the session's
+    ``shared_tiny_model``, see tests/export/helpers.py)."""
+    return shared_tiny_model
 
 
 @pytest.fixture(scope="session")
 def exported_models(
-    tmp_path_factory: pytest.TempPathFactory, test_model: pysalient.engine.model.SalientModel
+    tmp_path_factory: pytest.TempPathFactory, test_model: pysalient.engine.model.SalientModel, shared_aoti_package: Path
 ) -> Dict[str, Path]:
-    """Format name -> the file ``SalientModel.export`` wrote for it."""
+    """Format name -> the file ``SalientModel.export`` wrote for it (the AOTInductor one is the shared package)."""
     folder = tmp_path_factory.mktemp("exports")
-    return {
-        export_format: Path(test_model.export(export_format, folder / file_name, imgsz=IMGSZ, max_det=MAX_DET))
-        for export_format, file_name in FORMATS.items()
-    }
+    models = {"aoti": shared_aoti_package}
+    for export_format, file_name in FORMATS.items():
+        if export_format not in models:
+            models[export_format] = Path(
+                test_model.export(export_format, folder / file_name, imgsz=IMGSZ, max_det=MAX_DET)
+            )
+    assert {name: path.name for name, path in models.items()} == FORMATS
+    return models
 
 
 @pytest.fixture(scope="session")

@@ -12,9 +12,12 @@ from typing import List, Sequence
 import pytest
 import torch
 
+from tests.export.helpers import SHARED_IMGSZ, SHARED_MAX_DET
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
-IMGSZ = 64
-MAX_DET = 8
+# Both formats are exported with the settings of the AOTInductor package shared with tests/export (conftest.py).
+IMGSZ = SHARED_IMGSZ
+MAX_DET = SHARED_MAX_DET
 IMAGE_SIZES = ((75, 131), (97, 61), (64, 64), (33, 200))
 FORMATS = {"torchscript": "model.ts", "aoti": "model.pt2"}
 

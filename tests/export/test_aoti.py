@@ -1,7 +1,8 @@
-"""AOTInductor exports: torch.export with dynamic H and W, compiled once per module (minutes on a small CPU).
+"""AOTInductor exports: torch.export with dynamic H and W, compiled once per session (minutes on a small CPU).
 
-One tiny model is compiled for the whole module; the exported program (before compilation) is checked on its own
-because it is cheap and isolates tracing problems from compilation problems.
+The package is the session fixture ``shared_aoti_package`` of tests/conftest.py, which tests/cpp runs in C++ too;
+the exported program (before compilation) is checked on its own because it is cheap and isolates tracing problems
+from compilation problems.
 """
 
 from __future__ import annotations
@@ -15,20 +16,20 @@ import pysalient
 from pysalient.export import ExportContract
 from pysalient.export.aoti import export_program
 from pysalient.export.families import export_builder
-from tests.export.helpers import assert_nontrivial_masks, assert_same_result, confident_tiny_model, random_image
+from tests.export.helpers import SHARED_MAX_DET, assert_nontrivial_masks, assert_same_result, random_image
 
 # 93x256 is an x.5 tie of the resize rule (46 rows with Python floats, 47 in exact arithmetic); 250x83 is capped.
 SIZES = [(300, 400), (97, 131), (250, 83), (93, 256), (2, 2)]
 
 
 @pytest.fixture(scope="module")
-def tiny() -> pysalient.engine.model.SalientModel:
-    return confident_tiny_model(min_size_test=64, max_size_test=128)
+def tiny(shared_tiny_model) -> pysalient.engine.model.SalientModel:
+    return shared_tiny_model
 
 
 @pytest.fixture(scope="module")
-def package(tiny, tmp_path_factory) -> str:
-    return tiny.export("aoti", tmp_path_factory.mktemp("aoti") / "tiny.pt2")
+def package(shared_aoti_package) -> str:
+    return str(shared_aoti_package)
 
 
 def test_exported_program_has_dynamic_sizes_and_matches_eager(tiny) -> None:
@@ -48,12 +49,13 @@ def test_package_matches_eager_predict_at_several_sizes(tiny, package) -> None:
     assert exported.format == "aoti" and exported.device == torch.device("cpu")
     for index, (height, width) in enumerate(SIZES[:-1]):
         image = random_image(height, width, index)
-        (eager,) = tiny.predict(image)
+        (eager,) = tiny.predict(image, max_det=SHARED_MAX_DET)  # the package keeps the top SHARED_MAX_DET
         (result,) = exported.predict(image)
         assert_same_result(result, eager, mask_tolerance=1e-5)
         assert_nontrivial_masks(result)
     (tiny_image,) = exported.predict(random_image(2, 2, 9))
-    assert tiny_image.masks.shape[1:] == (2, 2) and len(tiny_image) == len(tiny.predict(random_image(2, 2, 9))[0])
+    (tiny_eager,) = tiny.predict(random_image(2, 2, 9), max_det=SHARED_MAX_DET)
+    assert tiny_image.masks.shape[1:] == (2, 2) and len(tiny_image) == len(tiny_eager)
 
 
 def test_package_metadata_round_trip(package) -> None:

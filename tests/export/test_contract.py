@@ -5,13 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from pysalient.export.contract import (
-    ExportContract,
-    check_metadata,
-    rational_resized_hw,
-    scalar_resized_hw,
-    tensor_resized_hw,
-)
+from pysalient.export.contract import ExportContract, check_metadata, rational_resized_hw, tensor_resized_hw
 from pysalient.export.families import export_builder
 from pysalient.export.formats import FORMATS, format_of_path, resolve_format
 from pysalient.models.sparseinst.preprocess import resized_hw
@@ -24,7 +18,9 @@ TRICKY += [(2, 2, 320, 853), (1, 7, 64, 96), (5000, 3, 320, 853), (300, 400, 100
 
 
 def test_tensor_rule_equals_resized_hw_bit_for_bit() -> None:
-    scripted = torch.jit.script(scalar_resized_hw)
+    # resized_hw is the one rule of eager predict and of TorchScript exports (scripted into the graph);
+    # tensor_resized_hw is the branch-free copy torch.export needs with dynamic sizes.
+    scripted = torch.jit.script(resized_hw)
     cases = list(TRICKY)
     for min_size, max_size in ((64, 128), (320, 853)):
         cases += [(height, width, min_size, max_size) for height in range(2, 300, 7) for width in range(3, 600, 31)]
@@ -39,6 +35,9 @@ def test_tensor_rule_equals_resized_hw_bit_for_bit() -> None:
         ties += exact != expected
     assert resized_hw(147, 294, 640, 853) == (426, 853) and rational_resized_hw(147, 294, 640, 853) == (427, 853)
     assert ties == 3  # the three tie cases of TRICKY, nothing else in the grid
+    for rule in (resized_hw, scripted):
+        with pytest.raises((ValueError, torch.jit.Error), match="cannot resize an empty 0x5 image"):
+            rule(0, 5, 64, 128)
 
 
 def test_contract_module_in_eager_mode_matches_predict() -> None:

@@ -21,7 +21,11 @@ from pysalient.models.sparseinst.config import SparseInstConfig
 def resized_hw(height: int, width: int, min_size: int, max_size: int) -> Tuple[int, int]:
     """Output size of the test-time resize (detectron2 ``ResizeShortestEdge.get_output_shape``).
 
-    The arithmetic order is detectron2's, so sizes that land on x.5 round the same way.
+    The arithmetic order is detectron2's, so sizes that land on x.5 round the same way. This is the only
+    implementation of the rule on numbers: it is TorchScript-scriptable, and the TorchScript export contract
+    (:class:`pysalient.export.contract.ExportContract`) calls it inside its graph, so eager predict and the
+    exported model resize to the same size by construction. Keep it scriptable (``torch.jit.script(resized_hw)``
+    is tested).
 
     Args:
         height, width: input size.
@@ -30,6 +34,9 @@ def resized_hw(height: int, width: int, min_size: int, max_size: int) -> Tuple[i
 
     Returns:
         (new_height, new_width).
+
+    Raises:
+        ValueError: ``height`` or ``width`` is below 1.
     """
     if height < 1 or width < 1:
         raise ValueError(f"cannot resize an empty {height}x{width} image")
