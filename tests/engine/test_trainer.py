@@ -20,16 +20,7 @@ from pysalient.engine.train_config import TrainConfig
 from pysalient.engine.trainer import Trainer, TrainingInterrupted, main_train, train, train_from_cli
 from pysalient.models.registry import get_family
 from pysalient.models.sparseinst.config import sparseinst_mbv2_tiny
-
-# A narrow model so a CPU iteration on 2 x 128 px images takes ~0.1 s.
-SMALL_MODEL = {
-    "backbone_width_multiplier": 0.5,
-    "encoder_channels": 64,
-    "inst_dim": 64,
-    "mask_dim": 64,
-    "kernel_dim": 32,
-    "num_queries": 10,
-}
+from tests.training import SMALL_MODEL, small_train_config
 
 
 @pytest.fixture(autouse=True)
@@ -47,20 +38,8 @@ def synth(tmp_path_factory: pytest.TempPathFactory) -> Dict[str, Path]:
 
 
 def _config(synth: Dict[str, Path], project: Path, **changes) -> TrainConfig:
-    values = dict(
-        data=str(synth["train"]),
-        model_config=SMALL_MODEL,
-        max_iter=6,
-        batch=2,
-        workers=0,
-        lr=1e-3,
-        train_sizes=(96, 128),  # multi-scale and flips: the augmentation draws are part of what must replay
-        log_period=1,
-        project=str(project),
-        device="cpu",
-    )
-    values.update(changes)
-    return TrainConfig(**values)
+    # multi-scale and flips (train_sizes 96/128): the augmentation draws are part of what must replay
+    return small_train_config(changes.pop("data", synth["train"]), project, **changes)
 
 
 class _Recorder:

@@ -18,15 +18,7 @@ from pysalient.data import synthesize
 from pysalient.engine.checkpoint import read_checkpoint
 from pysalient.engine.train_config import TrainConfig
 from pysalient.engine.trainer import Trainer, train
-
-SMALL_MODEL = {
-    "backbone_width_multiplier": 0.5,
-    "encoder_channels": 64,
-    "inst_dim": 64,
-    "mask_dim": 64,
-    "kernel_dim": 32,
-    "num_queries": 10,
-}
+from tests.training import SMALL_MODEL
 
 
 def _free_port() -> int:

@@ -23,18 +23,10 @@ from pysalient.engine.train_config import TrainConfig
 from pysalient.engine.trainer import Trainer, train
 from pysalient.structures import Result
 from tests.devices import require_cuda, tf32_disabled
+from tests.training import small_train_config
 
 # The shipped default weights: real, confident instances on SynthSIS images.
 DEFAULT_MODEL = "sparseinst_r18_light"
-# A narrow network so that the training tests stay quick.
-SMALL_MODEL = {
-    "backbone_width_multiplier": 0.5,
-    "encoder_channels": 64,
-    "inst_dim": 64,
-    "mask_dim": 64,
-    "kernel_dim": 32,
-    "num_queries": 10,
-}
 
 
 @pytest.fixture(scope="module")
@@ -71,21 +63,10 @@ def test_predict_on_cuda_matches_the_cpu(cuda: str, images: List[Path]) -> None:
 
 
 def _config(synth: Dict[str, Path], project: Path, **changes) -> TrainConfig:
-    values = dict(
-        data=str(synth["train"]),
-        model_config=SMALL_MODEL,
-        max_iter=4,
-        batch=2,
-        workers=0,
-        lr=1e-3,
-        train_sizes=(160, 192),
-        log_period=1,
-        project=str(project),
-        device="cuda",
-        seed=0,
+    """Four iterations of the small model on the GPU (``changes`` override)."""
+    return small_train_config(
+        synth["train"], project, **{"max_iter": 4, "train_sizes": (160, 192), "device": "cuda", "seed": 0, **changes}
     )
-    values.update(changes)
-    return TrainConfig(**values)
 
 
 class _LossRecorder:
