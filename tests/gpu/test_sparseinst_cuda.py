@@ -27,6 +27,9 @@ from tests.training import small_train_config
 
 # The shipped default weights: real, confident instances on SynthSIS images.
 DEFAULT_MODEL = "sparseinst_r18_light"
+# A score threshold far from most scores: the device comparisons must not hinge on a score that rounding moves
+# across the threshold (the default 0.005 sits among many low-scoring queries).
+CONF = 0.3
 
 
 @pytest.fixture(scope="module")
@@ -53,11 +56,11 @@ def assert_close_results(actual: Result, expected: Result, pixel_fraction: float
 
 def test_predict_on_cuda_matches_the_cpu(cuda: str, images: List[Path]) -> None:
     with tf32_disabled():
-        on_cpu = pysalient.load(DEFAULT_MODEL, device="cpu").predict(images, batch=2)
+        on_cpu = pysalient.load(DEFAULT_MODEL, device="cpu").predict(images, batch=2, conf=CONF)
         model = pysalient.load(DEFAULT_MODEL, device=cuda)
-        on_gpu = model.predict(images, batch=2)
+        on_gpu = model.predict(images, batch=2, conf=CONF)
     assert model.device.type == "cuda"
-    assert all(result.masks.device.type == "cuda" for result in on_gpu)  # results stay where the model ran
+    assert all(result.masks.device.type == "cpu" for result in on_gpu)  # results always come back to the host
     for gpu_result, cpu_result in zip(on_gpu, on_cpu):
         assert_close_results(gpu_result, cpu_result, pixel_fraction=1e-4, score_atol=1e-4)
 
@@ -118,18 +121,17 @@ def test_exports_run_on_cuda(
 ) -> None:
     image = cv2.imread(str(images[0]))  # BGR uint8, the export contract's input
     with tf32_disabled():
-        eager = cuda_model.predict(image)[0]
-        path = cuda_model.export(format, tmp_path / f"model.{suffix}", half=half)
+        eager = cuda_model.predict(image, conf=CONF)[0]
+        path = cuda_model.export(format, tmp_path / f"model.{suffix}", half=half, conf=CONF)
         exported = pysalient.load(path, device=cuda)
         result = exported.predict(image)[0]
     assert exported.metadata["device"].startswith("cuda") and exported.metadata["dtype"] == ("fp16" if half else "fp32")
-    assert result.masks.device.type == "cuda"
+    assert exported.device.type == "cuda" and result.masks.device.type == "cpu"
     assert result.scores.dtype == torch.float32 and result.masks.shape[-2:] == image.shape[:2]
     if half:
         # fp16 convolutions: the same instances, scores to fp16 precision, masks up to their edges.
         assert_close_results(result, eager, pixel_fraction=5e-3, score_atol=2e-2)
-    elif format == "torchscript":
-        assert_close_results(result, eager, pixel_fraction=0.0, score_atol=1e-5)
     else:
-        # Inductor's fused kernels round differently (see tests/export/helpers.py:assert_same_result).
-        assert_close_results(result, eager, pixel_fraction=1e-5, score_atol=1e-5)
+        # On CUDA both formats fuse kernels (TorchScript's GPU fuser, Inductor's Triton kernels) that round
+        # differently from eager, which flips the rare pixel whose probability is that close to the threshold.
+        assert_close_results(result, eager, pixel_fraction=1e-4, score_atol=1e-4)
