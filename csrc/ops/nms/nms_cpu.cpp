@@ -14,6 +14,39 @@ namespace {
 
 constexpr const char* kOp = "pysalient::nms";
 
+// Box coordinates and areas of every candidate, in input order: [N] each.
+template <typename scalar_t>
+struct BoxColumns {
+  const scalar_t* x1;
+  const scalar_t* y1;
+  const scalar_t* x2;
+  const scalar_t* y2;
+  const scalar_t* areas;
+};
+
+// Marks every not-yet-suppressed box order[begin..end) whose IoU with the kept box `kept` exceeds the threshold.
+// Arguments by value: a uint8_t store may alias any object, so values read through at::parallel_for's closure
+// would be reloaded after every flag written.
+template <typename scalar_t>
+void suppress_range(int64_t begin, int64_t end, const int64_t* order, const BoxColumns<scalar_t> boxes,
+                    const int64_t kept, const scalar_t threshold, uint8_t* suppressed) {
+  const scalar_t ix1 = boxes.x1[kept], iy1 = boxes.y1[kept], ix2 = boxes.x2[kept], iy2 = boxes.y2[kept];
+  const scalar_t iarea = boxes.areas[kept];
+  for (int64_t b = begin; b < end; ++b) {
+    const int64_t j = order[b];
+    if (suppressed[j]) {
+      continue;
+    }
+    const scalar_t w = std::max(static_cast<scalar_t>(0), std::min(ix2, boxes.x2[j]) - std::max(ix1, boxes.x1[j]));
+    const scalar_t h = std::max(static_cast<scalar_t>(0), std::min(iy2, boxes.y2[j]) - std::max(iy1, boxes.y1[j]));
+    const scalar_t inter = w * h;
+    const scalar_t iou = inter / (iarea + boxes.areas[j] - inter);
+    if (iou > threshold) {
+      suppressed[j] = 1;
+    }
+  }
+}
+
 template <typename scalar_t>
 at::Tensor nms_kernel(const at::Tensor& boxes, const at::Tensor& scores, double iou_threshold) {
   const int64_t n = boxes.size(0);
@@ -24,40 +57,25 @@ at::Tensor nms_kernel(const at::Tensor& boxes, const at::Tensor& scores, double 
   const at::Tensor y2_t = boxes.select(1, 3).contiguous();
   const at::Tensor areas_t = (x2_t - x1_t) * (y2_t - y1_t);
 
-  const scalar_t* x1 = x1_t.data_ptr<scalar_t>();
-  const scalar_t* y1 = y1_t.data_ptr<scalar_t>();
-  const scalar_t* x2 = x2_t.data_ptr<scalar_t>();
-  const scalar_t* y2 = y2_t.data_ptr<scalar_t>();
-  const scalar_t* areas = areas_t.data_ptr<scalar_t>();
+  const BoxColumns<scalar_t> columns{x1_t.data_ptr<scalar_t>(), y1_t.data_ptr<scalar_t>(), x2_t.data_ptr<scalar_t>(),
+                                     y2_t.data_ptr<scalar_t>(), areas_t.data_ptr<scalar_t>()};
   const int64_t* order_ptr = order.data_ptr<int64_t>();
   const scalar_t threshold = static_cast<scalar_t>(iou_threshold);
 
   std::vector<uint8_t> suppressed(n, 0);
+  uint8_t* suppressed_ptr = suppressed.data();
   std::vector<int64_t> keep;
   keep.reserve(n);
   // Suppressing the tail is embarrassingly parallel; below the grain size parallel_for runs inline.
   constexpr int64_t kGrain = 4096;
   for (int64_t a = 0; a < n; ++a) {
     const int64_t i = order_ptr[a];
-    if (suppressed[i]) {
+    if (suppressed_ptr[i]) {
       continue;
     }
     keep.push_back(i);
-    const scalar_t ix1 = x1[i], iy1 = y1[i], ix2 = x2[i], iy2 = y2[i], iarea = areas[i];
     at::parallel_for(a + 1, n, kGrain, [&](int64_t begin, int64_t end) {
-      for (int64_t b = begin; b < end; ++b) {
-        const int64_t j = order_ptr[b];
-        if (suppressed[j]) {
-          continue;
-        }
-        const scalar_t w = std::max(static_cast<scalar_t>(0), std::min(ix2, x2[j]) - std::max(ix1, x1[j]));
-        const scalar_t h = std::max(static_cast<scalar_t>(0), std::min(iy2, y2[j]) - std::max(iy1, y1[j]));
-        const scalar_t inter = w * h;
-        const scalar_t iou = inter / (iarea + areas[j] - inter);
-        if (iou > threshold) {
-          suppressed[j] = 1;
-        }
-      }
+      suppress_range<scalar_t>(begin, end, order_ptr, columns, i, threshold, suppressed_ptr);
     });
   }
   return at::tensor(keep, boxes.options().dtype(at::kLong));

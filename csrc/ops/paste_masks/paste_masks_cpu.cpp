@@ -78,12 +78,19 @@ void paste_masks_kernel(const at::Tensor& masks, const at::Tensor& boxes, int64_
       const scalar_t* bottom = mask_data + (r * mh + y1) * mw;
       const ColumnTaps& taps = columns[r];
       uint8_t* out_row = out_data + index * width + taps.first;
-      for (int64_t k = 0; k < taps.end - taps.first; ++k) {
-        const int64_t x0 = taps.i0[k], x1 = taps.i1[k];
-        const double sample =
-            v0 * (taps.w0[k] * static_cast<double>(top[x0]) + taps.w1[k] * static_cast<double>(top[x1])) +
-            v1 * (taps.w0[k] * static_cast<double>(bottom[x0]) + taps.w1[k] * static_cast<double>(bottom[x1]));
-        out_row[k] = sample >= threshold ? 1 : 0;
+      // Locals, not reads through the closure or the vectors: a uint8_t store may alias any object, so those would
+      // be reloaded after every output byte.
+      const int64_t count = taps.end - taps.first;
+      const int64_t* i0 = taps.i0.data();
+      const int64_t* i1 = taps.i1.data();
+      const double* w0 = taps.w0.data();
+      const double* w1 = taps.w1.data();
+      const double cut = threshold;
+      for (int64_t k = 0; k < count; ++k) {
+        const int64_t x0 = i0[k], x1 = i1[k];
+        const double sample = v0 * (w0[k] * static_cast<double>(top[x0]) + w1[k] * static_cast<double>(top[x1])) +
+                              v1 * (w0[k] * static_cast<double>(bottom[x0]) + w1[k] * static_cast<double>(bottom[x1]));
+        out_row[k] = sample >= cut ? 1 : 0;
       }
     }
   });

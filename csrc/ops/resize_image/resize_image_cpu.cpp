@@ -59,56 +59,85 @@ TapTable make_tap_table(int64_t n_in, int64_t n_out) {
   return table;
 }
 
+// The taps of one axis as plain pointers, handed to the loops below by value: a uint8_t store may alias any object,
+// so sizes read through at::parallel_for's closure would be reloaded after every output byte.
+struct TapView {
+  const int64_t* first;
+  const int64_t* count;
+  const int32_t* weights;  // [n_out, max_taps]
+  int64_t max_taps;
+};
+
+TapView view_of(const TapTable& table) {
+  return TapView{table.first.data(), table.count.data(), table.weights.data(), table.max_taps};
+}
+
+// Rows [begin, end) of resize_rows.
+void resize_row_range(const uint8_t* input, uint8_t* output, int64_t begin, int64_t end, int64_t width,
+                      int64_t out_width, int64_t channels, const TapView taps) {
+  for (int64_t row = begin; row < end; ++row) {
+    const uint8_t* src = input + row * width * channels;
+    uint8_t* dst = output + row * out_width * channels;
+    for (int64_t x = 0; x < out_width; ++x) {
+      const uint8_t* window = src + taps.first[x] * channels;
+      const int32_t* weights = taps.weights + x * taps.max_taps;
+      const int64_t count = taps.count[x];
+      for (int64_t c = 0; c < channels; ++c) {
+        int32_t accumulator = kResizeRounding;
+        for (int64_t t = 0; t < count; ++t) {
+          accumulator += static_cast<int32_t>(window[t * channels + c]) * weights[t];
+        }
+        dst[x * channels + c] = resize_to_uint8(accumulator);
+      }
+    }
+  }
+}
+
 // [rows, width, C] -> [rows, out_width, C].
 void resize_rows(const uint8_t* input, uint8_t* output, int64_t rows, int64_t width, int64_t out_width,
                  int64_t channels) {
-  const TapTable taps = make_tap_table(width, out_width);
+  const TapTable table = make_tap_table(width, out_width);
+  const TapView taps = view_of(table);
   const int64_t grain = std::max<int64_t>(1, 16384 / std::max<int64_t>(1, out_width * channels));
   at::parallel_for(0, rows, grain, [&](int64_t begin, int64_t end) {
-    for (int64_t row = begin; row < end; ++row) {
-      const uint8_t* src = input + row * width * channels;
-      uint8_t* dst = output + row * out_width * channels;
-      for (int64_t x = 0; x < out_width; ++x) {
-        const uint8_t* window = src + taps.first[x] * channels;
-        const int32_t* weights = taps.weights.data() + x * taps.max_taps;
-        const int64_t count = taps.count[x];
-        for (int64_t c = 0; c < channels; ++c) {
-          int32_t accumulator = kResizeRounding;
-          for (int64_t t = 0; t < count; ++t) {
-            accumulator += static_cast<int32_t>(window[t * channels + c]) * weights[t];
-          }
-          dst[x * channels + c] = resize_to_uint8(accumulator);
-        }
+    resize_row_range(input, output, begin, end, width, out_width, channels, taps);
+  });
+}
+
+// Output rows [begin, end) (flattened batch * out_height) of resize_columns; accumulator: [row_length].
+void resize_column_range(const uint8_t* input, uint8_t* output, int64_t begin, int64_t end, int64_t height,
+                         int64_t out_height, int64_t row_length, const TapView taps, int32_t* accumulator) {
+  for (int64_t index = begin; index < end; ++index) {
+    const int64_t b = index / out_height;
+    const int64_t y = index % out_height;
+    const uint8_t* image = input + b * height * row_length;
+    const int32_t* weights = taps.weights + y * taps.max_taps;
+    const int64_t count = taps.count[y];
+    const int64_t first = taps.first[y];
+    std::fill(accumulator, accumulator + row_length, kResizeRounding);
+    for (int64_t t = 0; t < count; ++t) {
+      const uint8_t* src = image + (first + t) * row_length;
+      const int32_t weight = weights[t];
+      for (int64_t e = 0; e < row_length; ++e) {
+        accumulator[e] += static_cast<int32_t>(src[e]) * weight;
       }
     }
-  });
+    uint8_t* dst = output + index * row_length;
+    for (int64_t e = 0; e < row_length; ++e) {
+      dst[e] = resize_to_uint8(accumulator[e]);
+    }
+  }
 }
 
 // [batch, height, row_length] -> [batch, out_height, row_length], each output row a weighted sum of input rows.
 void resize_columns(const uint8_t* input, uint8_t* output, int64_t batch, int64_t height, int64_t out_height,
                     int64_t row_length) {
-  const TapTable taps = make_tap_table(height, out_height);
+  const TapTable table = make_tap_table(height, out_height);
+  const TapView taps = view_of(table);
   const int64_t grain = std::max<int64_t>(1, 16384 / std::max<int64_t>(1, row_length));
   at::parallel_for(0, batch * out_height, grain, [&](int64_t begin, int64_t end) {
     std::vector<int32_t> accumulator(row_length);
-    for (int64_t index = begin; index < end; ++index) {
-      const int64_t b = index / out_height;
-      const int64_t y = index % out_height;
-      const uint8_t* image = input + b * height * row_length;
-      const int32_t* weights = taps.weights.data() + y * taps.max_taps;
-      std::fill(accumulator.begin(), accumulator.end(), kResizeRounding);
-      for (int64_t t = 0; t < taps.count[y]; ++t) {
-        const uint8_t* src = image + (taps.first[y] + t) * row_length;
-        const int32_t weight = weights[t];
-        for (int64_t e = 0; e < row_length; ++e) {
-          accumulator[e] += static_cast<int32_t>(src[e]) * weight;
-        }
-      }
-      uint8_t* dst = output + index * row_length;
-      for (int64_t e = 0; e < row_length; ++e) {
-        dst[e] = resize_to_uint8(accumulator[e]);
-      }
-    }
+    resize_column_range(input, output, begin, end, height, out_height, row_length, taps, accumulator.data());
   });
 }
 

@@ -44,6 +44,92 @@ AxisTaps<acc_t> make_axis_taps(int64_t n_in, int64_t n_padded, int64_t n_image, 
   return taps;
 }
 
+// Geometry of one call: decoder-resolution masks [h, w] -> output [out_h, out_w], plus the composed taps.
+template <typename acc_t>
+struct MaskGeometry {
+  int64_t h, w, out_h, out_w;
+  const int64_t* x_index;   // [out_w, kUpsampleTaps] input column of each tap
+  const acc_t* x_weight;    // [out_w, kUpsampleTaps]
+  const int64_t* y_index;   // [out_h, kUpsampleTaps] half-resized row of each tap
+  const acc_t* y_weight;    // [out_h, kUpsampleTaps]
+  const uint8_t* row_used;  // [h] rows some output row reads
+};
+
+// One mask: sigmoid + maskness, horizontal pass into half_resized [h, out_w], vertical pass + threshold into
+// mask [out_h, out_w] with the tight box. Everything arrives by value: a uint8_t store may alias any object, so
+// sizes and the threshold read through a closure (at::parallel_for's lambda) would be reloaded after every
+// output byte, which halved the speed of the vertical pass.
+template <typename scalar_t, typename acc_t>
+void upsample_one_mask(const scalar_t* src, const MaskGeometry<acc_t> g, const acc_t cut, acc_t* probability,
+                       acc_t* half_resized, uint8_t* mask, acc_t* box, acc_t* maskness) {
+  const int64_t h = g.h, w = g.w, out_h = g.out_h, out_w = g.out_w;
+  // Mask rescoring (SparseInst): mean probability of the pixels above threshold at decoder resolution.
+  double above_sum = 0.0;
+  int64_t above_count = 0;
+  for (int64_t k = 0; k < h * w; ++k) {
+    const acc_t p = mask_sigmoid<acc_t>(static_cast<acc_t>(src[k]));
+    probability[k] = p;
+    if (p > cut) {
+      above_sum += static_cast<double>(p);
+      ++above_count;
+    }
+  }
+  *maskness = static_cast<acc_t>(above_sum / (static_cast<double>(above_count) + 1e-6));
+
+  for (int64_t y = 0; y < h; ++y) {
+    if (!g.row_used[y]) {
+      continue;
+    }
+    const acc_t* in_row = probability + y * w;
+    acc_t* out_row = half_resized + y * out_w;
+    for (int64_t x = 0; x < out_w; ++x) {
+      const int64_t* idx = g.x_index + x * kUpsampleTaps;
+      const acc_t* wt = g.x_weight + x * kUpsampleTaps;
+      out_row[x] = wt[0] * in_row[idx[0]] + wt[1] * in_row[idx[1]] + wt[2] * in_row[idx[2]] + wt[3] * in_row[idx[3]];
+    }
+  }
+
+  int64_t x_min = out_w, x_max = -1, y_min = out_h, y_max = -1;
+  for (int64_t y = 0; y < out_h; ++y) {
+    const int64_t* idx = g.y_index + y * kUpsampleTaps;
+    const acc_t* wt = g.y_weight + y * kUpsampleTaps;
+    const acc_t w0 = wt[0], w1 = wt[1], w2 = wt[2], w3 = wt[3];
+    const acc_t* r0 = half_resized + idx[0] * out_w;
+    const acc_t* r1 = half_resized + idx[1] * out_w;
+    const acc_t* r2 = half_resized + idx[2] * out_w;
+    const acc_t* r3 = half_resized + idx[3] * out_w;
+    uint8_t* out_row = mask + y * out_w;
+    for (int64_t x = 0; x < out_w; ++x) {
+      const acc_t value = w0 * r0[x] + w1 * r1[x] + w2 * r2[x] + w3 * r3[x];
+      out_row[x] = value > cut ? 1 : 0;
+    }
+    int64_t first = 0;
+    while (first < out_w && !out_row[first]) {
+      ++first;
+    }
+    if (first == out_w) {
+      continue;
+    }
+    int64_t last = out_w - 1;
+    while (!out_row[last]) {
+      --last;
+    }
+    x_min = std::min(x_min, first);
+    x_max = std::max(x_max, last);
+    y_min = std::min(y_min, y);
+    y_max = y;
+  }
+  // detectron2 BitMasks.get_bounding_boxes: (x_min, y_min, x_max + 1, y_max + 1); zeros for an empty mask.
+  if (y_max < 0) {
+    box[0] = box[1] = box[2] = box[3] = 0;
+  } else {
+    box[0] = static_cast<acc_t>(x_min);
+    box[1] = static_cast<acc_t>(y_min);
+    box[2] = static_cast<acc_t>(x_max + 1);
+    box[3] = static_cast<acc_t>(y_max + 1);
+  }
+}
+
 template <typename scalar_t>
 void upsample_masks_kernel(const at::Tensor& logits, int64_t padded_h, int64_t padded_w, int64_t image_h,
                            int64_t image_w, int64_t out_h, int64_t out_w, double threshold, at::Tensor& masks,
@@ -59,6 +145,15 @@ void upsample_masks_kernel(const at::Tensor& logits, int64_t padded_h, int64_t p
   for (const int64_t index : rows_taps.index) {
     row_used[index] = 1;
   }
+  const MaskGeometry<acc_t> geometry{h,
+                                     w,
+                                     out_h,
+                                     out_w,
+                                     cols_taps.index.data(),
+                                     cols_taps.weight.data(),
+                                     rows_taps.index.data(),
+                                     rows_taps.weight.data(),
+                                     row_used.data()};
 
   // The comparisons happen in the compute dtype, as `probabilities > threshold` does on a float32 tensor.
   const acc_t cut = static_cast<acc_t>(threshold);
@@ -66,81 +161,14 @@ void upsample_masks_kernel(const at::Tensor& logits, int64_t padded_h, int64_t p
   uint8_t* masks_data = masks.data_ptr<uint8_t>();
   acc_t* boxes_data = boxes.data_ptr<acc_t>();
   acc_t* maskness_data = maskness.data_ptr<acc_t>();
-  const int64_t* xi = cols_taps.index.data();
-  const acc_t* xw = cols_taps.weight.data();
 
   at::parallel_for(0, n, 1, [&](int64_t begin, int64_t end) {
     std::vector<acc_t> probability(h * w);
     std::vector<acc_t> half_resized(h * out_w);
     for (int64_t m = begin; m < end; ++m) {
-      const scalar_t* src = logits_data + m * h * w;
-      // Mask rescoring (SparseInst): mean probability of the pixels above threshold at decoder resolution.
-      double above_sum = 0.0;
-      int64_t above_count = 0;
-      for (int64_t k = 0; k < h * w; ++k) {
-        const acc_t p = mask_sigmoid<acc_t>(static_cast<acc_t>(src[k]));
-        probability[k] = p;
-        if (p > cut) {
-          above_sum += static_cast<double>(p);
-          ++above_count;
-        }
-      }
-      maskness_data[m] = static_cast<acc_t>(above_sum / (static_cast<double>(above_count) + 1e-6));
-
-      for (int64_t y = 0; y < h; ++y) {
-        if (!row_used[y]) {
-          continue;
-        }
-        const acc_t* in_row = probability.data() + y * w;
-        acc_t* out_row = half_resized.data() + y * out_w;
-        for (int64_t x = 0; x < out_w; ++x) {
-          const int64_t* idx = xi + x * kUpsampleTaps;
-          const acc_t* wt = xw + x * kUpsampleTaps;
-          out_row[x] = wt[0] * in_row[idx[0]] + wt[1] * in_row[idx[1]] + wt[2] * in_row[idx[2]] +
-                       wt[3] * in_row[idx[3]];
-        }
-      }
-
-      uint8_t* mask = masks_data + m * out_h * out_w;
-      int64_t x_min = out_w, x_max = -1, y_min = out_h, y_max = -1;
-      for (int64_t y = 0; y < out_h; ++y) {
-        const int64_t* idx = rows_taps.index.data() + y * kUpsampleTaps;
-        const acc_t* wt = rows_taps.weight.data() + y * kUpsampleTaps;
-        const acc_t* r0 = half_resized.data() + idx[0] * out_w;
-        const acc_t* r1 = half_resized.data() + idx[1] * out_w;
-        const acc_t* r2 = half_resized.data() + idx[2] * out_w;
-        const acc_t* r3 = half_resized.data() + idx[3] * out_w;
-        uint8_t* out_row = mask + y * out_w;
-        for (int64_t x = 0; x < out_w; ++x) {
-          const acc_t value = wt[0] * r0[x] + wt[1] * r1[x] + wt[2] * r2[x] + wt[3] * r3[x];
-          out_row[x] = value > cut ? 1 : 0;
-        }
-        int64_t first = 0;
-        while (first < out_w && !out_row[first]) {
-          ++first;
-        }
-        if (first == out_w) {
-          continue;
-        }
-        int64_t last = out_w - 1;
-        while (!out_row[last]) {
-          --last;
-        }
-        x_min = std::min(x_min, first);
-        x_max = std::max(x_max, last);
-        y_min = std::min(y_min, y);
-        y_max = y;
-      }
-      // detectron2 BitMasks.get_bounding_boxes: (x_min, y_min, x_max + 1, y_max + 1); zeros for an empty mask.
-      acc_t* box = boxes_data + m * 4;
-      if (y_max < 0) {
-        box[0] = box[1] = box[2] = box[3] = 0;
-      } else {
-        box[0] = static_cast<acc_t>(x_min);
-        box[1] = static_cast<acc_t>(y_min);
-        box[2] = static_cast<acc_t>(x_max + 1);
-        box[3] = static_cast<acc_t>(y_max + 1);
-      }
+      upsample_one_mask<scalar_t, acc_t>(logits_data + m * h * w, geometry, cut, probability.data(),
+                                         half_resized.data(), masks_data + m * out_h * out_w, boxes_data + m * 4,
+                                         maskness_data + m);
     }
   });
 }
