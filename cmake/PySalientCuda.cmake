@@ -42,3 +42,5 @@ add_compile_options(
   "$<$<COMPILE_LANGUAGE:CUDA>:-diag-suppress=3306;-Xcompiler=-Wno-c++20-extensions>"
   "$<$<COMPILE_LANGUAGE:CUDA>:-D__CUDA_NO_HALF_OPERATORS__;-D__CUDA_NO_HALF_CONVERSIONS__>"
   "$<$<COMPILE_LANGUAGE:CUDA>:-D__CUDA_NO_BFLOAT16_CONVERSIONS__;-D__CUDA_NO_HALF2_OPERATORS__>")
+
+include(PySalientCudaArchitectures)  # pysalient_cmake_cuda_architectures()
