@@ -1,8 +1,8 @@
 # pysalient_cmake_cuda_architectures(<arch list> <out var>): a TORCH_CUDA_ARCH_LIST-format list ("7.5 8.7 9.0+PTX")
 # as CMake's CUDA_ARCHITECTURES ("75-real;87-real;90"): "-real" is machine code only, a bare number machine code
-# plus PTX. It is needed because torch's CMake config (Caffe2/public/cuda.cmake) turns TORCH_CUDA_ARCH_LIST into
-# -gencode flags in CUDA_NVCC_FLAGS, a FindCUDA variable that CMake's CUDA language never reads, and sets
-# CMAKE_CUDA_ARCHITECTURES to OFF: left alone, the kernels would be built for nvcc's default architecture only.
+# plus PTX. torch's CMake config (Caffe2/public/cuda.cmake) sets CMAKE_CUDA_ARCHITECTURES to OFF and instead turns
+# TORCH_CUDA_ARCH_LIST into -gencode flags, which it appends to CMAKE_CUDA_FLAGS (as of torch 2.13); pysalient
+# removes those (PySalientTorch.cmake) so that the target's CUDA_ARCHITECTURES is the only source of architectures.
 function(pysalient_cmake_cuda_architectures arch_list out_var)
   set(result "")
   string(REGEX REPLACE "[ ,;]+" ";" items "${arch_list}")

@@ -25,6 +25,12 @@ if(_torch_has_cuda)
   if(CMAKE_CUDA_COMPILER)
     enable_language(CUDA)
     set(PYSALIENT_WITH_CUDA ON)
+    # torch's config finds the toolkit again with its own copy of FindCUDA, which ignores CMAKE_CUDA_COMPILER and
+    # takes the first nvcc on PATH (a wrapper script in /usr/local/bin made it look in /usr/local): point it at the
+    # toolkit of the compiler just enabled, or the two can disagree ("Found two conflicting CUDA versions").
+    if(NOT CUDA_TOOLKIT_ROOT_DIR AND CMAKE_CUDA_COMPILER_TOOLKIT_ROOT)
+      set(CUDA_TOOLKIT_ROOT_DIR "${CMAKE_CUDA_COMPILER_TOOLKIT_ROOT}" CACHE PATH "CUDA toolkit for torch's FindCUDA")
+    endif()
   else()
     message(STATUS "pysalient: torch has CUDA but nvcc was not found; building CPU kernels only")
   endif()
@@ -33,5 +39,9 @@ endif()
 find_package(Torch REQUIRED)
 if(PYSALIENT_WITH_CUDA)
   set(PYSALIENT_CUDA_ARCHS "${TORCH_CUDA_ARCH_LIST}")
+  # torch's config copies its -gencode flags (made from the same TORCH_CUDA_ARCH_LIST) into CMAKE_CUDA_FLAGS. The
+  # target's CUDA_ARCHITECTURES (CMakeLists.txt) is the one place the architectures come from: drop torch's copy so
+  # that nvcc sees each architecture once and the two spellings can never disagree.
+  string(REGEX REPLACE "-gencode[ =]+arch=[^ ]+" "" CMAKE_CUDA_FLAGS "${CMAKE_CUDA_FLAGS}")
 endif()
 message(STATUS "pysalient: torch ${PYSALIENT_TORCH_VERSION}, CUDA kernels: ${PYSALIENT_WITH_CUDA}")
