@@ -1,6 +1,6 @@
 """The CUDA architecture list reaches nvcc: ``PYSALIENT_CUDA_ARCHS`` (TORCH_CUDA_ARCH_LIST format) becomes CMake's
-``CUDA_ARCHITECTURES`` (``cmake/PySalientCudaArchitectures.cmake``), because torch's CMake config hands its own
--gencode flags to a FindCUDA variable that CMake's CUDA language never reads."""
+``CUDA_ARCHITECTURES`` (``cmake/PySalientCudaArchitectures.cmake``), the one source of architectures of the CUDA build
+(torch's config sets CMAKE_CUDA_ARCHITECTURES OFF; its own -gencode flags are removed in PySalientTorch.cmake)."""
 
 from __future__ import annotations
 
