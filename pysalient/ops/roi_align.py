@@ -5,7 +5,9 @@ parallel launch; ``roi_align`` is its one-level case. Semantics are torchvision'
 each output bin is the average of ``sampling_ratio`` x ``sampling_ratio`` bilinear samples (or
 ``ceil(roi_size / output_size)`` per axis when ``sampling_ratio <= 0``); ``aligned=True`` shifts the RoI by
 half a cell so that pixel centres line up, ``aligned=False`` is the legacy Detectron behaviour whose RoIs are
-at least one cell wide. Gradients flow to the features, never to the boxes.
+at least one cell wide. Gradients flow to the features, never to the boxes. The backward pass is deterministic
+on the CPU; on CUDA it scatters with atomicAdd (summation order varies between runs, as torchvision's) and
+raises under ``torch.use_deterministic_algorithms(True)``.
 """
 
 from __future__ import annotations
