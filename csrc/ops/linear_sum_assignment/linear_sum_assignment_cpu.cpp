@@ -79,27 +79,7 @@ std::tuple<at::Tensor, at::Tensor> linear_sum_assignment_cpu(const at::Tensor& c
   at::Tensor column_indices = at::empty({rows}, index_options);
   int64_t* out_rows = row_indices.mutable_data_ptr<int64_t>();
   int64_t* out_columns = column_indices.mutable_data_ptr<int64_t>();
-  if (!transpose) {
-    for (int64_t i = 0; i < rows; ++i) {
-      out_rows[i] = i;
-      out_columns[i] = column_of_row[i];
-    }
-  } else {
-    // Solved row r is original column r, matched to original row column_of_row[r]; emit by ascending original
-    // row (scipy's order) with a bucket pass instead of a sort.
-    std::vector<int64_t> column_of_original_row(num_rows, -1);
-    for (int64_t r = 0; r < rows; ++r) {
-      column_of_original_row[column_of_row[r]] = r;
-    }
-    int64_t next = 0;
-    for (int64_t original_row = 0; original_row < num_rows; ++original_row) {
-      if (column_of_original_row[original_row] >= 0) {
-        out_rows[next] = original_row;
-        out_columns[next] = column_of_original_row[original_row];
-        ++next;
-      }
-    }
-  }
+  write_assignment_pairs(column_of_row.data(), rows, num_rows, transpose, out_rows, out_columns);
   return {row_indices, column_indices};
 }
 

@@ -109,4 +109,32 @@ inline bool solve_rectangular_assignment(const double* cost, int64_t rows, int64
   return true;
 }
 
+// Writes the solved matching as (original row, original column) pairs by ascending original row (scipy's order).
+// column_of_row: [rows] of the solved (possibly transposed, so that rows <= columns) problem; num_rows: rows of
+// the original cost matrix; out_rows / out_columns: [rows] each. When the problem was transposed, solved row r is
+// original column r, matched to original row column_of_row[r]: a bucket pass over the original rows orders them
+// without a sort.
+inline void write_assignment_pairs(const int64_t* column_of_row, int64_t rows, int64_t num_rows, bool transpose,
+                                   int64_t* out_rows, int64_t* out_columns) {
+  if (!transpose) {
+    for (int64_t i = 0; i < rows; ++i) {
+      out_rows[i] = i;
+      out_columns[i] = column_of_row[i];
+    }
+    return;
+  }
+  std::vector<int64_t> column_of_original_row(num_rows, -1);
+  for (int64_t r = 0; r < rows; ++r) {
+    column_of_original_row[column_of_row[r]] = r;
+  }
+  int64_t next = 0;
+  for (int64_t original_row = 0; original_row < num_rows; ++original_row) {
+    if (column_of_original_row[original_row] >= 0) {
+      out_rows[next] = original_row;
+      out_columns[next] = column_of_original_row[original_row];
+      ++next;
+    }
+  }
+}
+
 }  // namespace pysalient
