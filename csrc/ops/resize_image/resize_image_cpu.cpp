@@ -13,6 +13,7 @@
 #include "ops/checks.h"
 #include "ops/resize_image/resize_image_checks.h"
 #include "ops/resize_image/resize_image_kernel.h"
+#include "ops/resize_image/resize_image_passes.h"
 
 namespace pysalient {
 namespace {
@@ -143,37 +144,16 @@ void resize_columns(const uint8_t* input, uint8_t* output, int64_t batch, int64_
 
 at::Tensor resize_image_cpu(const at::Tensor& image, int64_t out_h, int64_t out_w) {
   resize_image::check_arguments(image, out_h, out_w, kOp, &check_cpu);
-  const bool batched = image.dim() == 4;
-  const at::Tensor images = (batched ? image : image.unsqueeze(0)).contiguous();
-  const int64_t batch = images.size(0);
-  const int64_t height = images.size(1);
-  const int64_t width = images.size(2);
-  const int64_t channels = images.size(3);
-
-  at::Tensor output = batched ? at::empty({batch, out_h, out_w, channels}, images.options())
-                               : at::empty({out_h, out_w, channels}, images.options());
-  if (batch == 0) {
-    return output;
-  }
-  const bool horizontal = out_w != width;
-  const bool vertical = out_h != height;
-  if (!horizontal && !vertical) {
-    output.copy_(image);
-  } else if (horizontal && vertical && resize_vertical_first(height, width, out_h, out_w)) {
-    const at::Tensor rows = at::empty({batch, out_h, width, channels}, images.options());
-    resize_columns(images.data_ptr<uint8_t>(), rows.data_ptr<uint8_t>(), batch, height, out_h, width * channels);
-    resize_rows(rows.data_ptr<uint8_t>(), output.data_ptr<uint8_t>(), batch * out_h, width, out_w, channels);
-  } else {
-    at::Tensor current = images;
-    if (horizontal) {
-      current = vertical ? at::empty({batch, height, out_w, channels}, images.options()) : output;
-      resize_rows(images.data_ptr<uint8_t>(), current.data_ptr<uint8_t>(), batch * height, width, out_w, channels);
-    }
-    if (vertical) {
-      resize_columns(current.data_ptr<uint8_t>(), output.data_ptr<uint8_t>(), batch, height, out_h, out_w * channels);
-    }
-  }
-  return output;
+  return resize_image::run_passes(
+      image, out_h, out_w,
+      [](const at::Tensor& input, at::Tensor& output, int64_t rows, int64_t width, int64_t out_width,
+         int64_t channels) {
+        resize_rows(input.data_ptr<uint8_t>(), output.data_ptr<uint8_t>(), rows, width, out_width, channels);
+      },
+      [](const at::Tensor& input, at::Tensor& output, int64_t batch, int64_t height, int64_t out_height,
+         int64_t row_length) {
+        resize_columns(input.data_ptr<uint8_t>(), output.data_ptr<uint8_t>(), batch, height, out_height, row_length);
+      });
 }
 
 }  // namespace

@@ -10,6 +10,7 @@
 #include "ops/cuda_utils.cuh"
 #include "ops/resize_image/resize_image_checks.h"
 #include "ops/resize_image/resize_image_kernel.h"
+#include "ops/resize_image/resize_image_passes.h"
 
 namespace pysalient {
 namespace {
@@ -130,38 +131,13 @@ void resize_columns(const at::Tensor& input, at::Tensor& output, int64_t batch, 
 at::Tensor resize_image_cuda(const at::Tensor& image, int64_t out_h, int64_t out_w) {
   resize_image::check_arguments(image, out_h, out_w, kOp, &check_cuda);
   const c10::cuda::CUDAGuard guard(image.device());
-  const bool batched = image.dim() == 4;
-  const at::Tensor images = (batched ? image : image.unsqueeze(0)).contiguous();
-  const int64_t batch = images.size(0);
-  const int64_t height = images.size(1);
-  const int64_t width = images.size(2);
-  const int64_t channels = images.size(3);
-
-  at::Tensor output = batched ? at::empty({batch, out_h, out_w, channels}, images.options())
-                              : at::empty({out_h, out_w, channels}, images.options());
-  if (batch == 0) {
-    return output;
-  }
   const cudaStream_t stream = c10::cuda::getCurrentCUDAStream();
-  const bool horizontal = out_w != width;
-  const bool vertical = out_h != height;
-  if (!horizontal && !vertical) {
-    output.copy_(image);
-  } else if (horizontal && vertical && resize_vertical_first(height, width, out_h, out_w)) {
-    at::Tensor rows = at::empty({batch, out_h, width, channels}, images.options());
-    resize_columns(images, rows, batch, height, out_h, width * channels, stream);
-    resize_rows(rows, output, batch * out_h, width, out_w, channels, stream);
-  } else {
-    at::Tensor current = images;
-    if (horizontal) {
-      current = vertical ? at::empty({batch, height, out_w, channels}, images.options()) : output;
-      resize_rows(images, current, batch * height, width, out_w, channels, stream);
-    }
-    if (vertical) {
-      resize_columns(current, output, batch, height, out_h, out_w * channels, stream);
-    }
-  }
-  return output;
+  return resize_image::run_passes(
+      image, out_h, out_w,
+      [stream](const at::Tensor& input, at::Tensor& output, int64_t rows, int64_t width, int64_t out_width,
+               int64_t channels) { resize_rows(input, output, rows, width, out_width, channels, stream); },
+      [stream](const at::Tensor& input, at::Tensor& output, int64_t batch, int64_t height, int64_t out_height,
+               int64_t row_length) { resize_columns(input, output, batch, height, out_height, row_length, stream); });
 }
 
 }  // namespace
