@@ -20,8 +20,6 @@ constexpr const char* kOp = "pysalient::assemble_instances";
 constexpr const char* kBackwardOp = "pysalient::_assemble_instances_backward";
 
 using assemble_instances::band_begin;
-using assemble_instances::check_sizes;
-using assemble_instances::check_windows;
 using assemble_instances::clamp_offset;
 using assemble_instances::score_channel;
 
@@ -119,12 +117,7 @@ void backward_kernel(const at::Tensor& grad_output, const at::Tensor& windows, i
 }
 
 at::Tensor assemble_instances_cpu(const at::Tensor& score_maps, const at::Tensor& windows, int64_t m, int64_t k) {
-  check_dim(score_maps, 4, kOp, "score_maps", "[B, k*k, H, W]");
-  check_floating(score_maps, kOp, "score_maps");
-  check_sizes(kOp, m, k);
-  TORCH_CHECK(score_maps.size(1) == k * k, kOp, ": score_maps must have k*k = ", k * k, " channels for k = ", k,
-              ", got ", score_maps.size(1));
-  check_windows(windows, score_maps, "score_maps", score_maps.size(0), kOp, &check_cpu);
+  assemble_instances::check_forward(score_maps, windows, m, k, kOp, &check_cpu);
   at::Tensor output = at::empty({windows.size(0), m, m}, score_maps.options());
   if (output.numel() == 0) {
     return output;
@@ -138,16 +131,7 @@ at::Tensor assemble_instances_cpu(const at::Tensor& score_maps, const at::Tensor
 
 at::Tensor assemble_instances_backward_cpu(const at::Tensor& grad_output, const at::Tensor& windows, int64_t m,
                                            int64_t k, int64_t batch_size, int64_t height, int64_t width) {
-  check_dim(grad_output, 3, kBackwardOp, "grad_output", "[R, m, m]");
-  check_floating(grad_output, kBackwardOp, "grad_output");
-  check_sizes(kBackwardOp, m, k);
-  TORCH_CHECK(batch_size >= 0 && height >= 0 && width >= 0, kBackwardOp,
-              ": batch_size, height and width must be >= 0, got ", batch_size, ", ", height, ", ", width);
-  TORCH_CHECK(grad_output.size(1) == m && grad_output.size(2) == m, kBackwardOp, ": grad_output must have shape [R, ",
-              m, ", ", m, "] for m = ", m, ", got ", grad_output.sizes());
-  check_windows(windows, grad_output, "grad_output", batch_size, kBackwardOp, &check_cpu);
-  TORCH_CHECK(windows.size(0) == grad_output.size(0), kBackwardOp, ": grad_output has ", grad_output.size(0),
-              " windows but windows has ", windows.size(0));
+  assemble_instances::check_backward(grad_output, windows, m, k, batch_size, height, width, kBackwardOp, &check_cpu);
   at::Tensor grad_maps = at::zeros({batch_size, k * k, height, width}, grad_output.options());
   if (grad_output.numel() == 0 || grad_maps.numel() == 0) {
     return grad_maps;
