@@ -35,5 +35,27 @@ inline void check_rois_against(const at::Tensor& rois, const at::Tensor& referen
   }
 }
 
+// roi_masking(features [B, C, H, W], rois [R, 5], ...).
+inline void check_forward(const at::Tensor& features, const at::Tensor& rois, double spatial_scale,
+                          double expand_ratio, int64_t mode, const char* op, DeviceTypeCheck check_device_type) {
+  check_dim(features, 4, op, "features", "[B, C, H, W]");
+  check_floating(features, op, "features");
+  check_arguments(op, spatial_scale, expand_ratio, mode);
+  check_rois_against(rois, features, "features", features.size(0), op, check_device_type);
+}
+
+// _roi_masking_backward(grad_output [R, C, H, W], rois [R, 5], ..., batch_size).
+inline void check_backward(const at::Tensor& grad_output, const at::Tensor& rois, double spatial_scale,
+                           double expand_ratio, int64_t mode, int64_t batch_size, const char* op,
+                           DeviceTypeCheck check_device_type) {
+  check_dim(grad_output, 4, op, "grad_output", "[R, C, H, W]");
+  check_floating(grad_output, op, "grad_output");
+  check_arguments(op, spatial_scale, expand_ratio, mode);
+  TORCH_CHECK(batch_size >= 0, op, ": batch_size must be >= 0, got ", batch_size);
+  check_rois_against(rois, grad_output, "grad_output", batch_size, op, check_device_type);
+  TORCH_CHECK(rois.size(0) == grad_output.size(0), op, ": grad_output has ", grad_output.size(0),
+              " RoIs but rois has ", rois.size(0));
+}
+
 }  // namespace roi_masking
 }  // namespace pysalient

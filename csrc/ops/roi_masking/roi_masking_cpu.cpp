@@ -20,8 +20,6 @@ namespace {
 constexpr const char* kOp = "pysalient::roi_masking";
 constexpr const char* kBackwardOp = "pysalient::_roi_masking_backward";
 
-using roi_masking::check_arguments;
-using roi_masking::check_rois_against;
 using roi_masking::RoiCells;
 
 // A run [begin, end) of one row where the mask is constant.
@@ -156,10 +154,7 @@ void backward_kernel(const at::Tensor& grad_output, const std::vector<int64_t>& 
 
 at::Tensor roi_masking_cpu(const at::Tensor& features, const at::Tensor& rois, double spatial_scale,
                            double expand_ratio, int64_t mode) {
-  check_dim(features, 4, kOp, "features", "[B, C, H, W]");
-  check_floating(features, kOp, "features");
-  check_arguments(kOp, spatial_scale, expand_ratio, mode);
-  check_rois_against(rois, features, "features", features.size(0), kOp, &check_cpu);
+  roi_masking::check_forward(features, rois, spatial_scale, expand_ratio, mode, kOp, &check_cpu);
   const int64_t num_rois = rois.size(0);
   at::Tensor output =
       at::empty({num_rois, features.size(1), features.size(2), features.size(3)}, features.options());
@@ -177,13 +172,8 @@ at::Tensor roi_masking_cpu(const at::Tensor& features, const at::Tensor& rois, d
 
 at::Tensor roi_masking_backward_cpu(const at::Tensor& grad_output, const at::Tensor& rois, double spatial_scale,
                                     double expand_ratio, int64_t mode, int64_t batch_size) {
-  check_dim(grad_output, 4, kBackwardOp, "grad_output", "[R, C, H, W]");
-  check_floating(grad_output, kBackwardOp, "grad_output");
-  check_arguments(kBackwardOp, spatial_scale, expand_ratio, mode);
-  TORCH_CHECK(batch_size >= 0, kBackwardOp, ": batch_size must be >= 0, got ", batch_size);
-  check_rois_against(rois, grad_output, "grad_output", batch_size, kBackwardOp, &check_cpu);
-  TORCH_CHECK(rois.size(0) == grad_output.size(0), kBackwardOp, ": grad_output has ", grad_output.size(0),
-              " RoIs but rois has ", rois.size(0));
+  roi_masking::check_backward(grad_output, rois, spatial_scale, expand_ratio, mode, batch_size, kBackwardOp,
+                              &check_cpu);
   at::Tensor grad_features =
       at::zeros({batch_size, grad_output.size(1), grad_output.size(2), grad_output.size(3)}, grad_output.options());
   if (grad_output.numel() == 0 || grad_features.numel() == 0) {

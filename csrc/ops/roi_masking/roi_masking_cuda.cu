@@ -23,8 +23,6 @@ namespace {
 constexpr const char* kOp = "pysalient::roi_masking";
 constexpr const char* kBackwardOp = "pysalient::_roi_masking_backward";
 
-using roi_masking::check_arguments;
-using roi_masking::check_rois_against;
 using roi_masking::RoiCells;
 static_assert(sizeof(RoiCells) == 8 * sizeof(int64_t), "RoiCells is stored in an int64 [R, 8] tensor");
 
@@ -115,10 +113,7 @@ std::pair<at::Tensor, at::Tensor> roi_geometry(const at::Tensor& rois, double sp
 
 at::Tensor roi_masking_cuda(const at::Tensor& features, const at::Tensor& rois, double spatial_scale,
                             double expand_ratio, int64_t mode) {
-  check_dim(features, 4, kOp, "features", "[B, C, H, W]");
-  check_floating(features, kOp, "features");
-  check_arguments(kOp, spatial_scale, expand_ratio, mode);
-  check_rois_against(rois, features, "features", features.size(0), kOp, &check_cuda);
+  roi_masking::check_forward(features, rois, spatial_scale, expand_ratio, mode, kOp, &check_cuda);
   const c10::cuda::CUDAGuard guard(features.device());
   const int64_t num_rois = rois.size(0);
   const int64_t channels = features.size(1), height = features.size(2), width = features.size(3);
@@ -141,13 +136,8 @@ at::Tensor roi_masking_cuda(const at::Tensor& features, const at::Tensor& rois, 
 
 at::Tensor roi_masking_backward_cuda(const at::Tensor& grad_output, const at::Tensor& rois, double spatial_scale,
                                      double expand_ratio, int64_t mode, int64_t batch_size) {
-  check_dim(grad_output, 4, kBackwardOp, "grad_output", "[R, C, H, W]");
-  check_floating(grad_output, kBackwardOp, "grad_output");
-  check_arguments(kBackwardOp, spatial_scale, expand_ratio, mode);
-  TORCH_CHECK(batch_size >= 0, kBackwardOp, ": batch_size must be >= 0, got ", batch_size);
-  check_rois_against(rois, grad_output, "grad_output", batch_size, kBackwardOp, &check_cuda);
-  TORCH_CHECK(rois.size(0) == grad_output.size(0), kBackwardOp, ": grad_output has ", grad_output.size(0),
-              " RoIs but rois has ", rois.size(0));
+  roi_masking::check_backward(grad_output, rois, spatial_scale, expand_ratio, mode, batch_size, kBackwardOp,
+                              &check_cuda);
   const c10::cuda::CUDAGuard guard(grad_output.device());
   const int64_t channels = grad_output.size(1), height = grad_output.size(2), width = grad_output.size(3);
   if (grad_output.numel() == 0 || batch_size * channels * height * width == 0) {
