@@ -14,6 +14,7 @@
 #include "ops/checks.h"
 #include "ops/linear_sum_assignment/linear_sum_assignment_checks.h"
 #include "ops/linear_sum_assignment/linear_sum_assignment_kernel.h"
+#include "ops/linear_sum_assignment/linear_sum_assignment_solve.h"
 
 namespace pysalient {
 namespace {
@@ -71,16 +72,7 @@ std::tuple<at::Tensor, at::Tensor> linear_sum_assignment_cpu(const at::Tensor& c
   });
   linear_sum_assignment::check_entries(valid, kOp);
 
-  std::vector<int64_t> column_of_row(rows);
-  linear_sum_assignment::check_feasible(
-      solve_rectangular_assignment(work.data(), rows, columns, column_of_row.data()), rows, maximize, kOp);
-
-  at::Tensor row_indices = at::empty({rows}, index_options);
-  at::Tensor column_indices = at::empty({rows}, index_options);
-  int64_t* out_rows = row_indices.mutable_data_ptr<int64_t>();
-  int64_t* out_columns = column_indices.mutable_data_ptr<int64_t>();
-  write_assignment_pairs(column_of_row.data(), rows, num_rows, transpose, out_rows, out_columns);
-  return {row_indices, column_indices};
+  return linear_sum_assignment::solve_prepared(work.data(), rows, columns, num_rows, transpose, maximize, kOp);
 }
 
 }  // namespace

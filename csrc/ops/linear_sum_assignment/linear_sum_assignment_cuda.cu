@@ -16,6 +16,7 @@
 #include "ops/cuda_utils.cuh"
 #include "ops/linear_sum_assignment/linear_sum_assignment_checks.h"
 #include "ops/linear_sum_assignment/linear_sum_assignment_kernel.h"
+#include "ops/linear_sum_assignment/linear_sum_assignment_solve.h"
 
 namespace pysalient {
 namespace {
@@ -51,17 +52,8 @@ std::tuple<at::Tensor, at::Tensor> linear_sum_assignment_cuda(const at::Tensor& 
   }
   linear_sum_assignment::check_entries(valid, kOp);
 
-  std::vector<int64_t> column_of_row(rows);
-  linear_sum_assignment::check_feasible(
-      solve_rectangular_assignment(values, rows, columns, column_of_row.data()), rows, maximize, kOp);
-
-  // Pair r of the result is (original row, original column), by ascending original row (scipy's order).
-  at::Tensor row_indices = at::empty({rows}, at::TensorOptions().dtype(at::kLong));
-  at::Tensor column_indices = at::empty({rows}, at::TensorOptions().dtype(at::kLong));
-  int64_t* out_rows = row_indices.data_ptr<int64_t>();
-  int64_t* out_columns = column_indices.data_ptr<int64_t>();
-  write_assignment_pairs(column_of_row.data(), rows, num_rows, transpose, out_rows, out_columns);
-  // Two separate outputs (an operator's outputs must not share storage).
+  auto [row_indices, column_indices] =
+      linear_sum_assignment::solve_prepared(values, rows, columns, num_rows, transpose, maximize, kOp);
   return {row_indices.to(cost.device()), column_indices.to(cost.device())};
 }
 
