@@ -19,7 +19,7 @@ import torch
 
 from pysalient import ops
 from pysalient.data.sample import Sample, boxes_from_masks, takes_rng
-from pysalient.models.sparseinst.preprocess import resized_hw
+from pysalient.utils.resize import resized_hw
 
 CROP_TYPES = ("relative", "relative_range", "absolute", "absolute_range")
 

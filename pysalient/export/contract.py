@@ -4,7 +4,7 @@ An exported model is an :class:`ExportContract`: it takes ONE image, uint8 ``[H,
 OpenCV gives a C++ program), and does everything inside the graph:
 
 1. resize: shortest side to ``min_size``, longest capped at ``max_size``, sides rounded with ``int(x + 0.5)``
-   by :func:`pysalient.models.sparseinst.preprocess.resized_hw` itself (detectron2's ``ResizeShortestEdge``,
+   by :func:`pysalient.utils.resize.resized_hw` itself (detectron2's ``ResizeShortestEdge``,
    scripted into TorchScript graphs; see :meth:`ExportContract._input_sizes` for torch.export), pixels from
    the Pillow-identical ``resize_image`` op;
 2. channel order: BGR -> the network's order (``channel_order`` of the family);
@@ -33,7 +33,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from pysalient import ops
-from pysalient.models.sparseinst.preprocess import resized_hw
+from pysalient.utils.resize import resized_hw
 
 METADATA_KEY = "pysalient.json"
 METADATA_FORMAT_VERSION = 1
