@@ -30,7 +30,7 @@ from pycocotools.coco import COCO
 
 from pysalient.data.coco_json import decode_segmentation, read_coco_json
 from pysalient.data.sample import InstanceDataset, Sample, label_maps, make_sample
-from pysalient.engine.sources import read_image
+from pysalient.utils.image_io import read_image
 
 PathLike = Union[str, os.PathLike]
 

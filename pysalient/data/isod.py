@@ -23,7 +23,7 @@ import numpy as np
 
 from pysalient.data.coco_json import masks_to_annotations, write_json_atomic
 from pysalient.data.sample import InstanceDataset, Sample, make_sample
-from pysalient.engine.sources import IMAGE_EXTENSIONS, read_image
+from pysalient.utils.image_io import IMAGE_EXTENSIONS, read_image
 
 PathLike = Union[str, os.PathLike]
 CATEGORY = {"id": 1, "name": "salient", "supercategory": "salient"}

@@ -16,7 +16,7 @@ from typing import Any, Dict, List, Optional
 import torch
 import torch.distributed as dist
 
-from pysalient.engine.model import select_device
+from pysalient.utils.device import select_device
 
 # Rank 0 validates and saves while the others wait in a barrier: allow long validations before timing out.
 PROCESS_GROUP_TIMEOUT = datetime.timedelta(hours=2)

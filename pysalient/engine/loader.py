@@ -11,7 +11,9 @@ import torch
 
 from pysalient.engine.checkpoint import is_pysalient_checkpoint, read_checkpoint
 from pysalient.engine.hub import resolve_weights
-from pysalient.engine.model import SalientModel, select_device
+from pysalient.engine.model import SalientModel
+from pysalient.engine.predictor import Predictor
+from pysalient.utils.device import select_device
 from pysalient.models.class_names import default_class_names
 from pysalient.models.registry import ModelEntry, get_family, get_model_entry, list_models
 
@@ -23,7 +25,7 @@ def load(
     weights: Union[None, str, os.PathLike] = None,
     device: Union[None, str, int, torch.device] = None,
     num_classes: Optional[int] = None,
-) -> SalientModel:
+) -> Predictor:
     """Builds a model by registry name, or from a pysalient checkpoint file, and loads its weights.
 
     Args:
@@ -37,7 +39,8 @@ def load(
             from the checkpoint when None.
 
     Returns:
-        A :class:`SalientModel` in eval mode.
+        A :class:`SalientModel` in eval mode, or an :class:`~pysalient.engine.exported.ExportedModel` for a
+        ``.ts`` / ``.pt2`` file (both subclass :class:`~pysalient.engine.predictor.Predictor`).
 
     Raises:
         ValueError: unknown names, checkpoints of another family or class count, mismatched weights.
@@ -45,7 +48,7 @@ def load(
     """
     if Path(os.fspath(model)).suffix.lower() in (".ts", ".pt2"):
         # An exported artifact (pysalient.export): imported on use, it pulls in torch.jit / AOTInductor loading.
-        from pysalient.export.exported_model import ExportedModel
+        from pysalient.engine.exported import ExportedModel
 
         if weights is not None or num_classes is not None:
             raise ValueError(f"{model} is an exported model: its weights and classes are inside, pass neither")

@@ -1,45 +1,40 @@
-"""``SalientModel``: the object ``pysalient.load`` returns (predict now; train/evaluate/export later)."""
+"""``SalientModel``: the eager model ``pysalient.load`` returns: predict, evaluate, train, export, save."""
 
 from __future__ import annotations
 
-import itertools
 import os
-from typing import Any, Dict, Iterator, List, Optional, Sequence, Union
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
+import numpy as np
 import torch
 from torch import nn
 
 from pysalient.engine.checkpoint import atomic_torch_save, model_checkpoint
-from pysalient.engine.sources import SourceImage, iterate_sources
+from pysalient.engine.predictor import DeviceLike, Detections, Predictor
+from pysalient.inputs import Preprocessor
+from pysalient.models.family import FamilyConfig
 from pysalient.models.registry import FamilySpec
-from pysalient.structures import Result
+from pysalient.utils.device import select_device
+
+__all__ = ["SalientModel", "select_device"]
 
 
-def select_device(device: Union[None, str, int, torch.device]) -> torch.device:
-    """``None`` -> CUDA if available else CPU; ints mean CUDA indices; strings as ``torch.device``."""
-    if device is None:
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if isinstance(device, int):
-        device = f"cuda:{device}"
-    resolved = torch.device(device)
-    if resolved.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {device!r} requested but CUDA is not available in this torch build")
-    return resolved
-
-
-class SalientModel:
+class SalientModel(Predictor):
     """A network of one family with its config and class names, behind the ``predict`` facade.
+
+    ``predict`` runs the family's :class:`~pysalient.inputs.Preprocessor` on each image and the family's detector
+    (``FamilySpec.build_detector``) on the padded batch: the two modules an export puts in its graph.
 
     Attributes:
         network: the ``nn.Module`` (eval mode).
-        family: how the family builds, loads and runs its networks.
-        config: the family's config object.
+        family: the family contract.
+        config: the family's config.
         names: class index -> class name.
         name: the registry entry name.
     """
 
     def __init__(
-        self, network: nn.Module, family: FamilySpec, config: Any, class_names: Sequence[str], name: str
+        self, network: nn.Module, family: FamilySpec, config: FamilyConfig, class_names: Sequence[str], name: str
     ) -> None:
         self.network = network.eval()
         self.family = family
@@ -52,106 +47,56 @@ class SalientModel:
         """Where the network's parameters live."""
         return next(self.network.parameters()).device
 
+    @property
+    def default_conf(self) -> float:
+        """The config's default minimum score (``InferenceSpec.score_threshold``)."""
+        return self.config.inference_spec().score_threshold
+
+    @property
+    def test_size(self) -> int:
+        """The shortest side (both sides for a fixed-size family) images are resized to by default."""
+        return self.config.input_spec().min_size
+
     def to(self, device: Union[str, int, torch.device]) -> SalientModel:
         """Moves the network; returns self."""
         self.network.to(select_device(device))
         return self
 
-    def predict(
-        self,
-        source: Any,
-        conf: Optional[float] = None,
-        imgsz: Optional[int] = None,
-        batch: int = 1,
-        device: Union[None, str, int, torch.device] = None,
-        stream: bool = False,
-        max_det: Optional[int] = None,
-    ) -> Union[List[Result], Iterator[Result]]:
-        """Segments the salient instances of every image in ``source``.
-
-        Args:
-            source: a path, directory, glob, list, numpy BGR array, PIL image or tensor (see
-                :mod:`pysalient.engine.sources`).
-            conf: minimum class score (the config's ``cls_threshold`` when None).
-            imgsz: shortest side the images are resized to (the config's test size when None).
-            batch: images per forward pass; images of different sizes are padded into one batch.
-            device: where to run (moves the model); the model's current device when None.
-            stream: return a generator that yields results as they are computed (constant memory).
-            max_det: at most this many instances per image (the config's ``max_det`` when None).
-
-        Returns:
-            One :class:`~pysalient.structures.Result` per image (masks at the original size), as a list or,
-            with ``stream=True``, a generator.
-        """
-        if batch < 1:
-            raise ValueError(f"batch must be >= 1, got {batch}")
-        if imgsz is not None and imgsz < 1:
-            raise ValueError(f"imgsz must be >= 1, got {imgsz}")
+    def _prepare(self, imgsz: Optional[int], device: DeviceLike) -> None:
         if device is not None:
             self.to(device)
-        conf = float(self.config.cls_threshold if conf is None else conf)
-        max_det = int(self.config.max_det if max_det is None else max_det)
-        results = self._predict_stream(iterate_sources(source), conf, imgsz, batch, max_det)
-        return results if stream else list(results)
 
-    __call__ = predict
+    def _detect_batch(
+        self, images: Sequence[np.ndarray], conf: float, imgsz: Optional[int], max_det: Optional[int]
+    ) -> List[Detections]:
+        """Preprocesses each image, then runs the detector once per group of images of one padded size.
 
-    def _predict_stream(
-        self, images: Iterator[SourceImage], conf: float, imgsz: Optional[int], batch: int, max_det: int
-    ) -> Iterator[Result]:
-        self.network.eval()
-        while chunk := list(itertools.islice(images, batch)):
-            detections = self.family.detect(self.network, [item.image for item in chunk], conf, imgsz, max_det)
-            for item, detection in zip(chunk, detections):
-                yield Result(
-                    masks=detection["masks"].cpu(),
-                    boxes=detection["boxes"].float().cpu(),
-                    scores=detection["scores"].float().cpu(),
-                    labels=detection["labels"].cpu(),
-                    names=self.names,
-                    orig_img=item.image,
-                    path=item.path,
-                )
-
-    def evaluate(
-        self,
-        data: Union[str, os.PathLike],
-        image_root: Union[None, str, os.PathLike] = None,
-        imgsz: Optional[int] = None,
-        batch: int = 4,
-        conf: Optional[float] = None,
-        save_json: Union[None, str, os.PathLike] = None,
-        class_agnostic: Optional[bool] = None,
-        verbose: bool = False,
-    ) -> Dict[str, float]:
-        """COCO mask and box AP on a COCO-json dataset (see :func:`pysalient.engine.evaluator.evaluate_model`).
-
-        Args:
-            data: the COCO instances json of the ground truth.
-            image_root: folder of the images (found next to the json when None).
-            imgsz: test-time shortest side (the config's test size when None).
-            batch: images per forward pass.
-            conf: score threshold (the config's ``cls_threshold``, the official evaluation setting, when None).
-            save_json: where to write the detections as a COCO results json, if anywhere.
-            class_agnostic: ignore categories; None means only for a one-class model on a multi-class dataset.
-            verbose: print pycocotools' summary tables.
-
-        Returns:
-            ``AP, AP50, AP70, AP75, APs, APm, APl`` (masks) and ``bbox_AP ...`` (boxes) in percent.
+        Padding reaches global pooling in some networks (SparseInst's pyramid pooling), so images are only batched
+        with images of the same padded size: every image sees exactly the input it would see alone, and results do
+        not depend on ``batch``.
         """
-        from pysalient.engine.evaluator import evaluate_model
-
-        return evaluate_model(
-            self,
-            data,
-            image_root=image_root,
-            imgsz=imgsz,
-            conf=conf,
-            batch=batch,
-            out_json=save_json,
-            class_agnostic=class_agnostic,
-            verbose=verbose,
+        device = self.device
+        preprocessor = Preprocessor(self.config.input_spec().replace(min_size=imgsz)).to(device)
+        detector = self.family.build_detector(
+            self.network, self.config, self.config.inference_spec().replace(max_det=max_det)
         )
+        self.network.eval()
+        threshold = torch.tensor(conf, dtype=torch.float32, device=device)
+        groups: Dict[Tuple[int, int], List[int]] = {}
+        inputs: List[Tuple[torch.Tensor, List[int]]] = []
+        with torch.inference_mode():
+            for index, image in enumerate(images):
+                pixels, resized_hw = preprocessor(torch.from_numpy(np.ascontiguousarray(image)).to(device))
+                inputs.append((pixels, resized_hw))
+                groups.setdefault((int(pixels.shape[-2]), int(pixels.shape[-1])), []).append(index)
+            results: List[Optional[Detections]] = [None] * len(images)
+            for members in groups.values():
+                batch = torch.stack([inputs[index][0] for index in members])
+                sizes = [inputs[index][1] for index in members]
+                outputs = [[int(images[index].shape[0]), int(images[index].shape[1])] for index in members]
+                for index, detection in zip(members, detector(batch, sizes, outputs, threshold)):
+                    results[index] = detection
+        return [result for result in results if result is not None]
 
     def train(
         self, data: Union[str, os.PathLike], val: Union[None, str, os.PathLike] = None, **overrides: Any

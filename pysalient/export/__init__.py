@@ -1,12 +1,13 @@
 """Deployment exports: TorchScript (``.ts``) and AOTInductor (``.pt2``) files under one contract.
 
-``model.export("torchscript" | "aoti", path)`` writes a self-contained graph (uint8 BGR image in, boxes,
-scores, labels and masks at the image size out; see :mod:`pysalient.export.contract`) with its metadata inside;
-``pysalient.load(path)`` gives back an :class:`ExportedModel` with the ``predict`` API.
+``model.export("torchscript" | "aoti", path)`` writes a self-contained graph (uint8 BGR image and the minimum
+score in; boxes, scores, labels and masks at the image size out; see :mod:`pysalient.export.contract`) with its
+metadata inside; ``pysalient.load(path)`` gives back a :class:`pysalient.engine.exported.ExportedModel` with the
+``predict`` / ``evaluate`` API. This package writes and reads artifacts; it depends on ``models``, ``ops``,
+``inputs`` and ``utils`` only, never on ``engine``.
 """
 
-from pysalient.export.contract import METADATA_KEY, ExportContract, ExportPieces
-from pysalient.export.exported_model import ExportedModel
+from pysalient.export.contract import METADATA_KEY, ExportContract
 from pysalient.export.exporter import export_model
 from pysalient.export.formats import EXPORT_SUFFIXES, FORMATS, resolve_format
 
@@ -15,8 +16,6 @@ __all__ = [
     "FORMATS",
     "METADATA_KEY",
     "ExportContract",
-    "ExportPieces",
-    "ExportedModel",
     "export_model",
     "resolve_format",
 ]

@@ -72,7 +72,7 @@ def export_program(
         max_input_size: largest height / width.
 
     Returns:
-        The exported program (input: one uint8 [H, W, 3] image, H and W dynamic).
+        The exported program (inputs: one uint8 [H, W, 3] image, H and W dynamic, and the float32 0-d ``conf``).
     """
     # Distinct example sizes: equal ones could let the tracer treat height and width as one symbol.
     example_h = min(max(64, min_input_size), max_input_size)
@@ -81,8 +81,11 @@ def export_program(
     example = torch.randint(0, 256, (example_h, example_w, 3), dtype=torch.uint8, generator=generator).to(device)
     height = torch.export.Dim("height", min=min_input_size, max=max_input_size)
     width = torch.export.Dim("width", min=min_input_size, max=max_input_size)
+    conf = torch.tensor(0.5, dtype=torch.float32, device=device)  # a run-time input: any value traces the same
     with torch.no_grad():
-        return torch.export.export(contract.eval(), (example,), dynamic_shapes=({0: height, 1: width},), strict=False)
+        return torch.export.export(
+            contract.eval(), (example, conf), dynamic_shapes=({0: height, 1: width}, None), strict=False
+        )
 
 
 @contextlib.contextmanager
@@ -127,7 +130,8 @@ def load_aoti(path: Union[str, os.PathLike], device_index: int = -1) -> Tuple[An
         device_index: CUDA device of a CUDA package (-1: the current one).
 
     Returns:
-        The runner (call it with the image tensor; it returns the 4 outputs) and the parsed ``pysalient.json``.
+        The runner (call it with the image tensor and the 0-d ``conf`` tensor, or with the image only for
+        ``format_version`` 1 packages; it returns the 4 outputs) and the parsed ``pysalient.json``.
 
     Raises:
         FileNotFoundError: missing file.

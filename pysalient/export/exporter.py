@@ -9,8 +9,8 @@ from typing import Any, Union
 import torch
 
 from pysalient.export.contract import ExportContract, contract_metadata
-from pysalient.export.families import export_builder
 from pysalient.export.formats import check_request
+from pysalient.inputs import Preprocessor
 
 
 def export_model(
@@ -27,7 +27,7 @@ def export_model(
     model itself is not modified (the network is copied, then cast to fp16 for ``half=True``).
 
     Args:
-        model: a ``SalientModel``.
+        model: a ``SalientModel`` (an exported model cannot be exported again: export its source model).
         format: ``"torchscript"`` or ``"aoti"`` (see :data:`~pysalient.export.formats.FORMATS`).
         path: the file to write (``.ts`` / ``.pt2``), written atomically.
         imgsz: shortest side inside the graph; the config's test size when None.
@@ -38,14 +38,16 @@ def export_model(
         The written path.
     """
     request = check_request(format, path, imgsz, half, model.device, options)
-    builder = export_builder(model.family.name)
     network = copy.deepcopy(model.network).eval().to(request.device)
     dtype = torch.float16 if request.half else torch.float32
     network = network.to(dtype)
     for parameter in network.parameters():
         parameter.requires_grad_(False)
-    pieces = builder(network, model.config, imgsz=request.imgsz, conf=request.conf, max_det=request.max_det)
-    contract = ExportContract(pieces, dtype).to(request.device).eval()
+    input_spec = model.config.input_spec().replace(min_size=request.imgsz)
+    inference = model.config.inference_spec().replace(score_threshold=request.conf, max_det=request.max_det)
+    detector = model.family.build_detector(network, model.config, inference)
+    contract = ExportContract(Preprocessor(input_spec), detector, inference.score_threshold, dtype)
+    contract = contract.to(request.device).eval()
     extra = {}
     if request.format.name == "aoti":
         extra["input_size_range"] = [request.min_input_size, request.max_input_size]
@@ -53,7 +55,8 @@ def export_model(
         family=model.family.name,
         name=model.name,
         class_names=list(model.names.values()),
-        pieces=pieces,
+        input_spec=input_spec,
+        inference=inference,
         export_format=request.format.name,
         half=request.half,
         device=request.device,

@@ -4,8 +4,8 @@
 - ``aoti`` (``.pt2``): ``torch.export`` with dynamic height and width + AOTInductor package; options ``conf``,
   ``max_det``, ``device``, ``min_input_size``, ``max_input_size``.
 
-Every format also takes ``imgsz`` and ``half``. ``conf`` / ``max_det`` fix the score threshold and detection cap
-inside the graph (the config's by default); ``device`` is where the artifact is built (the model's device by
+Every format also takes ``imgsz`` and ``half``. ``conf`` is the graph's default minimum score (its second input; the
+config's by default), ``max_det`` the detection cap inside the graph (the config's by default); ``device`` is where the artifact is built (the model's device by
 default; a TorchScript file can later move, an AOTInductor package only runs on the device type it was compiled
 for); ``min_input_size`` / ``max_input_size`` bound the input height and width an AOTInductor package accepts
 (2 and 8192 by default). ``half=True`` (fp16 network) is meant for GPUs; PyTorch also runs fp16 convolutions on
@@ -21,6 +21,9 @@ from pathlib import Path
 from typing import Any, Dict, FrozenSet, Mapping, Optional, Union
 
 import torch
+
+from pysalient.models.family import check_conf
+from pysalient.utils.device import select_device
 
 
 @dataclass(frozen=True)
@@ -135,8 +138,8 @@ def check_request(
     if half and device.type not in spec.half_devices:
         raise ValueError(f"half=True {spec.name} exports need a {'/'.join(sorted(spec.half_devices))} device")
     conf = options.get("conf")
-    if conf is not None and not (isinstance(conf, (int, float)) and math.isfinite(conf) and 0 <= conf < 1):
-        raise ValueError(f"conf must be a number in [0, 1), got {conf!r}")
+    if conf is not None:
+        check_conf(conf)
     max_det = options.get("max_det")
     if max_det is not None and (not isinstance(max_det, int) or isinstance(max_det, bool) or max_det < 1):
         raise ValueError(f"max_det must be a positive int, got {max_det!r}")
@@ -164,8 +167,4 @@ def check_request(
 
 
 def _resolve_device(device: Any, default: torch.device) -> torch.device:
-    if device is None:
-        return default
-    from pysalient.engine.model import select_device
-
-    return select_device(device)
+    return default if device is None else select_device(device)

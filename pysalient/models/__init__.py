@@ -13,7 +13,7 @@ from pysalient.models.registry import (
     register_family,
     register_model,
 )
-from pysalient.models.sparseinst import entries as _sparseinst_entries  # noqa: F401  (registration)
+from pysalient.models.sparseinst import family as _sparseinst_family  # noqa: F401  (registration)
 
 __all__ = [
     "FamilySpec",

@@ -9,9 +9,11 @@ parametrised over :func:`list_models` give every new entry build/forward/backwar
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
+from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple, Type
 
 from torch import nn
+
+from pysalient.models.family import FamilyConfig, InferenceSpec, TrainRecipe
 
 
 @dataclass(frozen=True)
@@ -38,34 +40,45 @@ class WeightsSpec:
 
 @dataclass(frozen=True)
 class FamilySpec:
-    """How to build, load and run one model family.
+    """Everything the engine, the export code and the CLI know about a model family (the family contract).
 
     Attributes:
         name: family name, e.g. ``"sparseinst"``.
-        build: config -> ``nn.Module``.
-        config_from_dict: JSON dict saved in a checkpoint -> config.
-        load_weights: ``(model, state_or_checkpoint, strict)`` loads weights (pysalient state dicts as well
-            as the family's official checkpoint formats) and raises ValueError naming mismatched keys.
+        config_type: the family's :class:`~pysalient.models.family.FamilyConfig` subclass (checkpoints store
+            ``config.to_dict()`` and are read back with ``config_type.from_dict``).
+        build: config -> network, called as ``network(images, targets=None)``: ``images`` [B, 3, Hp, Wp]
+            normalised and padded (:mod:`pysalient.inputs`), ``targets`` (training only) one dict per image with
+            ``labels`` int64 [K], ``boxes`` float32 [K, 4] and ``masks`` bool [K, Hp, Wp] in the padded frame
+            (:func:`pysalient.data.collate.collate`). Target-dependent sampling (RoIs, windows, pixels) happens
+            inside this forward, so it runs inside the DDP forward. Returns a dict of tensors.
+        build_detector: ``(network, config, inference) -> detector``: a scriptable, exportable module called as
+            ``detector(images, image_sizes, output_sizes, conf)`` with ``images`` the padded batch, ``image_sizes``
+            and ``output_sizes`` ``List[List[int]]`` (the resized size inside the padding and the size of the
+            returned masks, per image) and ``conf`` a float32 0-d tensor, the minimum score of a returned instance
+            (applied last, before masks are pasted at full size). It returns per image ``(boxes float32 [K, 4],
+            scores float32 [K], labels int64 [K], masks uint8 [K, H, W])`` by decreasing score. Eager ``predict``
+            and the exported graphs run this same module.
+        build_criterion: config -> the training loss module, ``criterion(outputs, targets)`` -> dict of weighted
+            float32 scalars whose sum is minimised.
+        train_recipe: the family's published recipe (:class:`~pysalient.models.family.TrainRecipe`); training
+            settings left unset take its values.
+        load_weights: ``(network, state_or_checkpoint, strict)`` loads weights (pysalient state dicts as well as
+            the family's official checkpoint formats) and raises ValueError naming mismatched keys.
         num_classes_in: the class count a loaded checkpoint predicts, or None when it cannot tell.
-        detect: ``(model, images, conf, imgsz, max_det)`` runs a batch of BGR uint8 [H, W, 3] images and
-            returns one dict per image with ``masks`` bool [K, H, W], ``boxes`` [K, 4], ``scores`` [K] and
-            ``labels`` [K] at the original image sizes.
-        build_criterion: config -> the training loss ``nn.Module``, called as ``criterion(outputs, targets)`` on
-            the network's outputs and the targets of ``prepare_batch``; returns a dict of weighted scalar losses
-            whose sum is minimised.
-        prepare_batch: ``(samples, config, device) -> (images, targets)`` collates data samples (see
-            :mod:`pysalient.data`: BGR uint8 images already resized by the transforms, bool masks, int64
-            labels) into the network input [B, 3, Hp, Wp] and one target dict per image.
     """
 
     name: str
+    config_type: Type[FamilyConfig]
     build: Callable[[Any], nn.Module]
-    config_from_dict: Callable[[Dict[str, Any]], Any]
+    build_detector: Callable[[nn.Module, Any, InferenceSpec], nn.Module]
+    build_criterion: Callable[[Any], nn.Module]
+    train_recipe: TrainRecipe
     load_weights: Callable[[nn.Module, Mapping[str, Any], bool], Any]
     num_classes_in: Callable[[Mapping[str, Any]], Optional[int]]
-    detect: Callable[..., List[Dict[str, Any]]]
-    build_criterion: Callable[[Any], nn.Module]
-    prepare_batch: Callable[..., Tuple[Any, List[Dict[str, Any]]]]
+
+    def config_from_dict(self, data: Mapping[str, Any]) -> FamilyConfig:
+        """The family config saved in a checkpoint (``config.to_dict()``); ValueError on unknown keys."""
+        return self.config_type.from_dict(data)
 
 
 @dataclass(frozen=True)
@@ -115,8 +128,6 @@ def register_model(
     def decorator(make_config: Callable[..., Any]) -> Callable[..., Any]:
         if name in _MODELS:
             raise ValueError(f"model {name!r} is already registered")
-        if family not in _FAMILIES:
-            raise ValueError(f"register the family {family!r} before its model {name!r}")
         description = (make_config.__doc__ or "").strip().splitlines()[0] if make_config.__doc__ else ""
         _MODELS[name] = ModelEntry(name, family, make_config, weights, description)
         if default:
@@ -138,14 +149,22 @@ def list_models(family: Optional[str] = None, pretrained: bool = False) -> List[
 
 
 def get_model_entry(name: str) -> ModelEntry:
-    """The entry called ``name``; a family name means that family's default entry."""
+    """The entry called ``name``; a family name means that family's default entry.
+
+    Raises:
+        ValueError: unknown names, or an entry whose family was never registered (checked here, at lookup, so
+            a family folder may decorate its presets before it registers the family).
+    """
     name = _DEFAULT_OF_FAMILY.get(name, name)
-    if name not in _MODELS:
+    if not isinstance(name, str) or name not in _MODELS:
         raise ValueError(
             f"unknown model {name!r}; available: {', '.join(list_models())} (or a family name: "
             f"{', '.join(sorted(_DEFAULT_OF_FAMILY))})"
         )
-    return _MODELS[name]
+    entry = _MODELS[name]
+    if entry.family not in _FAMILIES:
+        raise ValueError(f"model {name!r} belongs to the family {entry.family!r}, which is not registered")
+    return entry
 
 
 def get_family(name: str) -> FamilySpec:

@@ -1,9 +1,13 @@
-"""The test-time resize rule shared by the models, the data transforms and the exports: detectron2's
-``ResizeShortestEdge`` output size (shortest side to ``min_size``, longest capped at ``max_size``)."""
+"""The test-time resize rules shared by the input pipeline, the data transforms and the exports: detectron2's
+``ResizeShortestEdge`` output size (shortest side to ``min_size``, longest capped at ``max_size``) on numbers
+(:func:`resized_hw`, scriptable), on symbolic sizes (:func:`tensor_resized_hw`, :func:`rational_resized_hw`, for
+``torch.export``), and the fixed-size rule (:func:`fixed_hw`)."""
 
 from __future__ import annotations
 
-from typing import Tuple
+from typing import Any, Tuple
+
+import torch
 
 
 def resized_hw(height: int, width: int, min_size: int, max_size: int) -> Tuple[int, int]:
@@ -12,7 +16,7 @@ def resized_hw(height: int, width: int, min_size: int, max_size: int) -> Tuple[i
     The arithmetic order is detectron2's, so sizes that land on x.5 round the same way. This is the only
     implementation of the rule on numbers, used by the models' test-time preprocessing, the training transforms'
     test resize and, compiled into TorchScript graphs, the export contract
-    (:class:`pysalient.export.contract.ExportContract`): eager predict and the exported model resize to the same
+    (:class:`pysalient.inputs.Preprocessor`): eager predict and the exported model resize to the same
     size by construction. Keep it scriptable (``torch.jit.script(resized_hw)``
     is tested).
 
@@ -38,3 +42,63 @@ def resized_hw(height: int, width: int, min_size: int, max_size: int) -> Tuple[i
         scale = max_size * 1.0 / max(new_height, new_width)
         new_height, new_width = new_height * scale, new_width * scale
     return int(new_height + 0.5), int(new_width + 0.5)
+
+
+def fixed_hw(height: int, width: int, size: int) -> Tuple[int, int]:
+    """Output size of the fixed resize (S4Net: every image to ``size`` x ``size``, aspect ratio not kept).
+
+    Raises:
+        ValueError: ``height`` or ``width`` is below 1.
+    """
+    if height < 1 or width < 1:
+        raise ValueError(f"cannot resize an empty {height}x{width} image")
+    return size, size
+
+
+def rational_resized_hw(height: Any, width: Any, min_size: int, max_size: int) -> Tuple[Any, Any]:
+    """The resize rule in exact integer arithmetic, as symbolic expressions of ``height`` and ``width``.
+
+    ``scale = min(min_size / short, max_size / long)`` and each side is ``floor(side * scale + 1/2)``; because
+    floor is monotonic that is the minimum of the two roundings, computed with floor divisions only. It equals
+    ``resized_hw`` except at exact x.5 ties, where the float rule can give one pixel less.
+    """
+    short, long = torch.sym_min(height, width), torch.sym_max(height, width)
+
+    def side(length: Any) -> Any:
+        by_short = (2 * length * min_size + short) // (2 * short)
+        by_long = (2 * length * max_size + long) // (2 * long)
+        return torch.sym_min(by_short, by_long)
+
+    return side(height), side(width)
+
+
+def tensor_resized_hw(height: Any, width: Any, min_size: int, max_size: int) -> Tuple[Any, Any]:
+    """The resize rule without branches, on float64 tensors: exportable with symbolic ``height`` and ``width``.
+
+    Every step is one correctly rounded IEEE float64 operation, the same as in ``resized_hw`` (Python floats),
+    so sizes landing near x.5 round the same way (e.g. 147x294 -> 426x853 at 640/853, where exact arithmetic
+    would give 427).
+
+    Args:
+        height, width: input size (ints or SymInts).
+        min_size: target of the shortest side.
+        max_size: cap of the longest side.
+
+    Returns:
+        (new_height, new_width): ints in eager mode, SymInts under tracing.
+    """
+    h = torch.full((), height, dtype=torch.float64)
+    w = torch.full((), width, dtype=torch.float64)
+    target = torch.full((), float(min_size), dtype=torch.float64)
+    scale = target / torch.minimum(h, w)
+    height_is_short = h < w
+    new_h = torch.where(height_is_short, target, scale * h)
+    new_w = torch.where(height_is_short, scale * w, target)
+    longest = torch.maximum(new_h, new_w)
+    capped = longest > max_size
+    cap = torch.full((), float(max_size), dtype=torch.float64) / longest
+    new_h = torch.where(capped, new_h * cap, new_h)
+    new_w = torch.where(capped, new_w * cap, new_w)
+    # int(x + 0.5) truncates, which is floor for these positive sizes.
+    sizes = torch.floor(torch.stack([new_h, new_w]) + 0.5).to(torch.int64)
+    return sizes[0].item(), sizes[1].item()

@@ -8,7 +8,7 @@ import pytest
 import torch
 from PIL import Image
 
-from pysalient.engine.sources import iterate_sources
+from pysalient.utils.image_io import iterate_sources
 
 
 @pytest.fixture()

@@ -1,23 +1,27 @@
 """Typed, JSON-able configuration of the SparseInst family and its named presets.
 
 A config is saved inside every checkpoint (``to_dict``) and rebuilt from it (``from_dict``), so it holds
-only ints, floats, strings, bools and tuples of them. Field defaults are those of the official
-``Base-SparseInst.yaml`` (hustvl/SparseInst), except ``num_classes`` (1: class-agnostic salient instances)
-and ``min_size_test`` (320, the salient-instance setting; the official COCO configs use 640).
+only ints, floats, strings, bools and tuples of them (:class:`~pysalient.models.family.FamilyConfig`). Field
+defaults are those of the official ``Base-SparseInst.yaml`` (hustvl/SparseInst), except ``num_classes`` (1:
+class-agnostic salient instances) and ``min_size_test`` (320, the salient-instance setting; the official COCO
+configs use 640). Each preset function is registered with the model registry where it is defined.
 """
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, List, Tuple
+from typing import Any, Dict, List, Tuple
+
+from pysalient.inputs import InputSpec
+from pysalient.models.family import DEFAULT_CONF, FamilyConfig, InferenceSpec
+from pysalient.models.registry import WeightsSpec, register_model
 
 DECODER_KINDS = ("base", "giam", "soft")
 BACKBONE_NAMES = ("resnet18", "resnet34", "resnet50", "resnet101", "mobilenetv2")
 
 
 @dataclass(frozen=True)
-class SparseInstConfig:
+class SparseInstConfig(FamilyConfig):
     """Architecture, input and inference hyper-parameters of :class:`~pysalient.models.sparseinst.SparseInst`.
 
     Attributes:
@@ -41,10 +45,15 @@ class SparseInstConfig:
         input_format: channel order the network expects (``"RGB"``, the official setting).
         min_size_test, max_size_test: test-time resize of the shortest / longest side.
         size_divisibility: padded inputs are multiples of this.
-        cls_threshold: keep queries whose score is strictly above it.
+        candidate_threshold: the official ``CLS_THRESHOLD``: queries whose score before mask rescoring is not
+            strictly above it are no candidates (an internal rule, like a pre-NMS threshold; ``conf`` applies to
+            the final score). Older checkpoints call it ``cls_threshold``.
+        score_threshold: default minimum final score of a returned instance (``predict``'s ``conf``).
         mask_threshold: binarisation threshold of mask probabilities.
         max_det: at most this many instances per image (after sorting by score).
     """
+
+    LEGACY_KEYS = {"cls_threshold": "candidate_threshold"}
 
     backbone: str = "resnet50"
     backbone_norm: str = "FrozenBN"
@@ -69,12 +78,14 @@ class SparseInstConfig:
     min_size_test: int = 320
     max_size_test: int = 853
     size_divisibility: int = 32
-    cls_threshold: float = 0.005
+    candidate_threshold: float = 0.005
+    score_threshold: float = DEFAULT_CONF
     mask_threshold: float = 0.45
     max_det: int = 100
 
-    def __post_init__(self) -> None:
-        problems: List[str] = []
+    def validate(self) -> List[str]:
+        """Every problem of the config (the base class raises them as one ValueError)."""
+        problems = super().validate()
         if self.backbone not in BACKBONE_NAMES:
             problems.append(f"backbone must be one of {BACKBONE_NAMES}, got {self.backbone!r}")
         if self.backbone_width_multiplier <= 0:
@@ -94,8 +105,35 @@ class SparseInstConfig:
             problems.append("pixel_mean and pixel_std need 3 values, std positive")
         if self.min_size_test < 1 or self.max_size_test < self.min_size_test or self.size_divisibility < 1:
             problems.append("need 1 <= min_size_test <= max_size_test and size_divisibility >= 1")
-        if problems:
-            raise ValueError("invalid SparseInstConfig: " + "; ".join(problems))
+        if not 0 <= self.candidate_threshold < 1:
+            problems.append(f"candidate_threshold must lie in [0, 1), got {self.candidate_threshold}")
+        try:
+            self.inference_spec()
+        except ValueError as error:
+            problems.append(str(error))
+        return problems
+
+    def input_spec(self) -> InputSpec:
+        """Official test-time input: RGB, ImageNet mean/std, shortest side ``min_size_test`` capped at
+        ``max_size_test``, padded to multiples of ``size_divisibility``."""
+        return InputSpec(
+            channel_order=self.input_format,
+            pixel_mean=tuple(self.pixel_mean),
+            pixel_std=tuple(self.pixel_std),
+            resize="shortest_edge",
+            min_size=self.min_size_test,
+            max_size=self.max_size_test,
+            size_divisibility=self.size_divisibility,
+        )
+
+    def inference_spec(self) -> InferenceSpec:
+        """NMS-free: the final score threshold, the mask threshold and the detection cap."""
+        return InferenceSpec(
+            score_threshold=self.score_threshold,
+            mask_threshold=self.mask_threshold,
+            nms_threshold=None,
+            max_det=self.max_det,
+        )
 
     @property
     def resolved_ppm_channels(self) -> int:
@@ -112,40 +150,26 @@ class SparseInstConfig:
             kwargs.update(stem_out_channels=width, width_per_group=width)
         return kwargs
 
-    def replace(self, **changes: Any) -> SparseInstConfig:
-        """A copy with ``changes`` applied (and validated)."""
-        return dataclasses.replace(self, **changes)
 
-    def to_dict(self) -> Dict[str, Any]:
-        """Plain JSON-able dict (tuples become lists)."""
-        return {key: list(value) if isinstance(value, tuple) else value for key, value in self.__dict__.items()}
-
-    @classmethod
-    def from_dict(cls, data: Dict[str, Any]) -> SparseInstConfig:
-        """Inverse of :meth:`to_dict`; unknown keys raise a ValueError that names them."""
-        fields = {field.name: field for field in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - set(fields))
-        if unknown:
-            raise ValueError(f"unknown SparseInstConfig keys {unknown}; known keys are {sorted(fields)}")
-        values = {key: tuple(value) if isinstance(value, list) else value for key, value in data.items()}
-        return cls(**values)
-
-
+@register_model("sparseinst_r50_giam", family="sparseinst")
 def sparseinst_r50_giam(num_classes: int = 1, **changes: Any) -> SparseInstConfig:
     """ResNet-50 (FrozenBN) + group IAM decoder: the official ``sparse_inst_r50_giam`` architecture."""
     return SparseInstConfig(num_classes=num_classes, **changes)
 
 
+@register_model("sparseinst_r50_base", family="sparseinst")
 def sparseinst_r50_base(num_classes: int = 1, **changes: Any) -> SparseInstConfig:
     """ResNet-50 (FrozenBN) + single-group IAM decoder: the official ``sparse_inst_r50_base``."""
     return SparseInstConfig(decoder="base", num_classes=num_classes, **changes)
 
 
+@register_model("sparseinst_r50_giam_soft", family="sparseinst")
 def sparseinst_r50_giam_soft(num_classes: int = 1, **changes: Any) -> SparseInstConfig:
     """ResNet-50 (FrozenBN) + group IAM with softmax activation maps: the official ``sparse_inst_r50_giam_soft``."""
     return SparseInstConfig(decoder="soft", num_classes=num_classes, **changes)
 
 
+@register_model("sparseinst_mbv2_tiny", family="sparseinst")
 def sparseinst_mbv2_tiny(num_classes: int = 1, **changes: Any) -> SparseInstConfig:
     """MobileNetV2 (BN) with a light encoder and decoder for embedded use (not an official architecture).
 
@@ -168,6 +192,24 @@ def sparseinst_mbv2_tiny(num_classes: int = 1, **changes: Any) -> SparseInstConf
     return SparseInstConfig(num_classes=num_classes, **defaults)
 
 
+# The light ResNet model is the family default: trained on SynthSIS, its weights ship with the package
+# (recipe and measurements in benchmarks/RESULTS.md).
+SYNTHSIS_R18_LIGHT = WeightsSpec(
+    url="weights/sparseinst_r18_light_synthsis-76e1be60.pth",
+    sha256="76e1be60361f20788869ebbe0e58c0e73e40e9523cf80963bd34cbc842fd91dc",
+    class_names=("salient",),
+    input_size=224,
+    metrics={
+        "dataset": "SynthSIS test split, 300 images of 256x256, seed 7 (never used for training)",
+        "AP": 74.60,
+        "AP50": 96.28,
+        "AP70": 89.64,
+        "AP75": 85.63,
+    },
+)
+
+
+@register_model("sparseinst_r18_light", family="sparseinst", default=True, weights=SYNTHSIS_R18_LIGHT)
 def sparseinst_r18_light(num_classes: int = 1, **changes: Any) -> SparseInstConfig:
     """Half-width ResNet-18 (BN, 2.8 M parameters) with the light decoder: the default salient-instance model.
 
@@ -191,19 +233,3 @@ def sparseinst_r18_light(num_classes: int = 1, **changes: Any) -> SparseInstConf
     }
     defaults.update(changes)
     return SparseInstConfig(num_classes=num_classes, **defaults)
-
-
-PRESETS: Dict[str, Callable[..., SparseInstConfig]] = {
-    "sparseinst_r50_giam": sparseinst_r50_giam,
-    "sparseinst_r50_base": sparseinst_r50_base,
-    "sparseinst_r50_giam_soft": sparseinst_r50_giam_soft,
-    "sparseinst_mbv2_tiny": sparseinst_mbv2_tiny,
-    "sparseinst_r18_light": sparseinst_r18_light,
-}
-
-
-def preset_config(name: str, num_classes: int = 1, **changes: Any) -> SparseInstConfig:
-    """The config of a named preset (see :data:`PRESETS`) for ``num_classes`` classes."""
-    if name not in PRESETS:
-        raise ValueError(f"unknown SparseInst preset {name!r}; available: {sorted(PRESETS)}")
-    return PRESETS[name](num_classes=num_classes, **changes)

@@ -6,15 +6,15 @@ predictions, no NMS. The module tree and parameter names are the official ``Spar
 (see :mod:`pysalient.models.sparseinst.convert` for detectron2 checkpoint files).
 
 Differences from the official module: the forward takes an already normalised and padded batch (the
-official one takes detectron2 dicts and also runs the loss or the post-processing); pre- and
-post-processing live in :mod:`.preprocess` and :mod:`.postprocess`; the loss is a separate module.
+official one takes detectron2 dicts and also runs the loss or the post-processing); pre-processing is the shared
+:mod:`pysalient.inputs` pipeline, post-processing the family detector (:mod:`.detector`) and the loss a separate
+module (:mod:`.loss`).
 """
 
 from __future__ import annotations
 
-from typing import Dict
+from typing import Dict, List, Optional
 
-import torch
 from torch import Tensor, nn
 
 from pysalient.backbones import build_backbone
@@ -28,16 +28,11 @@ class SparseInst(nn.Module):
 
     Args:
         config: architecture; see :class:`SparseInstConfig`.
-
-    Attributes:
-        pixel_mean, pixel_std: [3, 1, 1] normalisation in ``config.input_format`` order, 0-255 range.
-            Non-persistent buffers (the official state dict has none) that follow ``.to(device)``.
     """
 
     def __init__(self, config: SparseInstConfig) -> None:
         super().__init__()
         self.config = config
-        self.size_divisibility = config.size_divisibility
         self.backbone = build_backbone(config.backbone, **config.backbone_kwargs())
         in_channels = [self.backbone.out_channels[name] for name in ("res3", "res4", "res5")]
         self.encoder = InstanceContextEncoder(
@@ -58,15 +53,15 @@ class SparseInst(nn.Module):
             groups=config.groups,
             scale_factor=config.scale_factor,
         )
-        self.register_buffer("pixel_mean", torch.tensor(config.pixel_mean).reshape(3, 1, 1), persistent=False)
-        self.register_buffer("pixel_std", torch.tensor(config.pixel_std).reshape(3, 1, 1), persistent=False)
 
-    def forward(self, images: Tensor) -> Dict[str, Tensor]:
+    def forward(self, images: Tensor, targets: Optional[List[Dict[str, Tensor]]] = None) -> Dict[str, Tensor]:
         """Runs the network on a normalised, zero-padded batch.
 
         Args:
-            images: [B, 3, H, W], normalised with ``pixel_mean`` / ``pixel_std``; H and W multiples of
+            images: [B, 3, H, W] from :mod:`pysalient.inputs` (``config.input_spec()``); H and W multiples of
                 ``size_divisibility`` (other sizes run, but the official model was only ever fed those).
+            targets: training targets (see :class:`~pysalient.models.registry.FamilySpec`). SparseInst samples
+                nothing from them (the bipartite matching is in the criterion), so they are accepted and unused.
 
         Returns:
             ``pred_logits`` [B, N, K] class logits, ``pred_masks`` [B, N, H/4, W/4] mask logits over the whole
@@ -74,10 +69,6 @@ class SparseInst(nn.Module):
         """
         features = self.backbone(images)
         return self.decoder(self.encoder(features))
-
-    def normalize(self, images: Tensor) -> Tensor:
-        """[B, 3, H, W] or [3, H, W] float pixels (0-255, ``input_format`` order) -> normalised, same shape."""
-        return (images - self.pixel_mean) / self.pixel_std
 
 
 def build_sparseinst(config: SparseInstConfig) -> SparseInst:

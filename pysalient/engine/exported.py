@@ -1,26 +1,28 @@
-"""``ExportedModel``: a ``.ts`` or ``.pt2`` export behind the same ``predict`` API as a ``SalientModel``."""
+"""``ExportedModel``: a ``.ts`` or ``.pt2`` export behind the same :class:`~pysalient.engine.predictor.Predictor`
+API (``predict``, ``evaluate``) as a ``SalientModel``."""
 
 from __future__ import annotations
 
 import os
-from typing import Any, Dict, Iterator, List, Optional, Tuple, Union
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
 from torch import Tensor
 
-from pysalient.engine.model import select_device
-from pysalient.engine.sources import SourceImage, iterate_sources
+from pysalient.engine.predictor import DeviceLike, Detections, Predictor
 from pysalient.export.formats import format_of_path
-from pysalient.structures import Result
+from pysalient.models.family import check_conf
+from pysalient.utils.device import select_device
 
 
-class ExportedModel:
+class ExportedModel(Predictor):
     """Runs an exported model (TorchScript or AOTInductor) on images, returning :class:`Result` objects.
 
-    The exported graph works on one image at a time and has its thresholds fixed at export time: ``predict``
-    feeds the images one by one (``batch`` is accepted for API compatibility and ignored) and ``conf`` /
-    ``max_det`` can only filter further what the graph returns.
+    The exported graph works on one image at a time and takes ``conf`` as a run-time input, applied inside the
+    graph exactly as eager ``predict`` applies it; ``predict`` feeds the images one by one (``batch`` only sets how
+    many are read ahead). ``max_det`` can only lower the exported cap; ``imgsz`` must be the exported size.
+    Training, exporting and saving need the eager model: they raise a ValueError saying so.
 
     Args:
         path: a ``.ts`` or ``.pt2`` file written by ``SalientModel.export``.
@@ -68,71 +70,57 @@ class ExportedModel:
         """Where the model runs."""
         return self._device
 
-    def predict(
-        self,
-        source: Any,
-        conf: Optional[float] = None,
-        imgsz: Optional[int] = None,
-        batch: int = 1,
-        device: Union[None, str, int, torch.device] = None,
-        stream: bool = False,
-        max_det: Optional[int] = None,
-    ) -> Union[List[Result], Iterator[Result]]:
-        """Segments the salient instances of every image in ``source``.
+    @property
+    def default_conf(self) -> float:
+        """The minimum score the export was made with (``metadata["conf"]``)."""
+        return float(self.metadata.get("conf", self.metadata["thresholds"]["conf"]))
 
-        Args:
-            source: anything :func:`pysalient.engine.sources.iterate_sources` accepts (paths, arrays, ...).
-            conf: keep detections whose final score is strictly above it (the graph already applied the exported
-                threshold, ``metadata["thresholds"]["conf"]``, to the scores before mask rescoring).
-            imgsz: must be None or the exported size (``metadata["imgsz"]``): the resize is inside the graph.
-            batch: ignored; exported graphs take one image per call.
-            device: only the device the model is on (``None``); load it elsewhere with ``pysalient.load(path,
-                device=...)``.
-            stream: return a generator instead of a list.
-            max_det: keep at most this many detections (at most the exported ``max_det`` are returned anyway).
+    @property
+    def test_size(self) -> int:
+        """The size the graph resizes images to (``metadata["imgsz"]``)."""
+        return int(self.metadata["imgsz"])
 
-        Returns:
-            One :class:`~pysalient.structures.Result` per image, at the original image size.
-        """
+    def _prepare(self, imgsz: Optional[int], device: DeviceLike) -> None:
         if imgsz is not None and imgsz != self.metadata["imgsz"]:
             raise ValueError(
                 f"{self.path} was exported for imgsz={self.metadata['imgsz']}; re-export it to run at imgsz={imgsz}"
             )
-        if batch < 1:
-            raise ValueError(f"batch must be >= 1, got {batch}")
         if device is not None and select_device(device) != self.device:
             raise ValueError(f"{self.path} is loaded on {self.device}; use pysalient.load(path, device=...) to move it")
-        if max_det is not None and max_det < 1:
-            raise ValueError(f"max_det must be >= 1, got {max_det}")
-        results = self._predict_stream(iterate_sources(source), conf, max_det)
-        return results if stream else list(results)
 
-    __call__ = predict
-
-    def _predict_stream(
-        self, images: Iterator[SourceImage], conf: Optional[float], max_det: Optional[int]
-    ) -> Iterator[Result]:
-        for item in images:
-            boxes, scores, labels, masks = self.run(item.image)
-            keep = torch.ones_like(scores, dtype=torch.bool) if conf is None else scores > conf
-            index = torch.nonzero(keep).flatten()
+    def _detect_batch(
+        self, images: Sequence[np.ndarray], conf: float, imgsz: Optional[int], max_det: Optional[int]
+    ) -> List[Detections]:
+        results = []
+        for image in images:
+            boxes, scores, labels, masks = self.run(image, conf)
             if max_det is not None:
-                index = index[:max_det]
-            yield Result(
-                masks=masks[index].to(torch.bool).cpu(),
-                boxes=boxes[index].float().cpu(),
-                scores=scores[index].float().cpu(),
-                labels=labels[index].cpu(),
-                names=self.names,
-                orig_img=item.image,
-                path=item.path,
-            )
+                boxes, scores, labels, masks = boxes[:max_det], scores[:max_det], labels[:max_det], masks[:max_det]
+            results.append((boxes, scores, labels, masks))
+        return results
 
-    def run(self, image: Union[np.ndarray, Tensor]) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
+    def train(self, *args: Any, **kwargs: Any) -> Any:
+        """Not possible: an export holds no trainable network."""
+        raise self._unsupported("train", "an exported graph holds no trainable network; train the checkpoint it came from")
+
+    def export(self, *args: Any, **kwargs: Any) -> Any:
+        """Not possible: export the checkpoint the graph came from instead."""
+        raise self._unsupported("export", "it is already an export; export the checkpoint it was made from")
+
+    def save(self, *args: Any, **kwargs: Any) -> Any:
+        """Not possible: the file is already the saved model."""
+        raise self._unsupported("save", f"it is already saved as {self.path}; copy that file")
+
+    def to(self, device: Any) -> Any:
+        """Not possible: load the file again with ``pysalient.load(path, device=...)``."""
+        raise self._unsupported("move", "use pysalient.load(path, device=...) to load it on another device")
+
+    def run(self, image: Union[np.ndarray, Tensor], conf: Optional[float] = None) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
         """Runs the graph on one image.
 
         Args:
             image: BGR uint8 [H, W, 3], numpy (OpenCV convention) or tensor.
+            conf: minimum score of a returned instance, in [0, 1] (the exported default when None).
 
         Returns:
             The graph's outputs on the model's device: boxes float32 [K, 4], scores float32 [K], labels int64 [K],
@@ -144,8 +132,14 @@ class ExportedModel:
         low, high = self.metadata.get("input_size_range", [1, None])
         if min(tensor.shape[:2]) < low or (high is not None and max(tensor.shape[:2]) > high):
             raise ValueError(f"{self.path} accepts images with sides in [{low}, {high}], got {tuple(tensor.shape[:2])}")
+        threshold = self.default_conf if conf is None else check_conf(conf)
         with torch.inference_mode():
-            outputs = self._module(tensor.to(self.device))
+            if int(self.metadata.get("format_version", 1)) >= 2:
+                outputs = self._module(tensor.to(self.device), torch.tensor(threshold, device=self.device))
+            else:  # a version-1 graph takes the image only and applied its exported threshold before rescoring
+                outputs = self._module(tensor.to(self.device))
+                keep = torch.nonzero(outputs[1] >= threshold).flatten()
+                outputs = tuple(output[keep] for output in outputs)
         boxes, scores, labels, masks = outputs
         return boxes, scores, labels, masks
 
