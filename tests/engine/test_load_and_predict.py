@@ -9,8 +9,9 @@ import torch
 
 import pysalient
 from pysalient.engine.checkpoint import atomic_torch_save
-from pysalient.models.sparseinst import build_sparseinst, preset_config
+from pysalient.models.sparseinst import build_sparseinst
 from tests.fixtures import load_fixture
+from tests.models.sparseinst.fixtures import preset_config
 
 
 def small_model(num_classes: int = 1) -> pysalient.engine.model.SalientModel:

@@ -9,6 +9,7 @@ from pysalient.engine.model import SalientModel
 from pysalient.models.class_names import default_class_names
 from pysalient.models.registry import get_family, get_model_entry
 from pysalient.structures import Result
+from tests.models.family_fixtures import family_fixtures
 
 
 def registry_model(name: str, num_classes: int = 1, seed: int = 0, **config_changes) -> SalientModel:
@@ -20,20 +21,15 @@ def registry_model(name: str, num_classes: int = 1, seed: int = 0, **config_chan
     return SalientModel(family.build(config), family, config, default_class_names(num_classes), entry.name).to("cpu")
 
 
-def confident_tiny_model(num_classes: int = 1, **config_changes) -> SalientModel:
-    """The default entry (``sparseinst_mbv2_tiny``), random but with non-trivial predictions.
+def confident_tiny_model(num_classes: int = 1, family: str = "sparseinst", **config_changes) -> SalientModel:
+    """A small random model of ``family`` (its fixtures' ``CONFIDENT_ENTRY``) with non-trivial predictions."""
+    fixtures = family_fixtures(family)
+    return fixtures.make_confident(registry_model(fixtures.CONFIDENT_ENTRY, num_classes, **config_changes))
 
-    Class and objectness biases at +5 make every query pass the thresholds; larger mask-kernel weights make the
-    masks cover part of the image (with the official initialisation every pixel is above the mask threshold).
-    """
-    model = registry_model("sparseinst_mbv2_tiny", num_classes, **config_changes)
-    branch = model.network.decoder.inst_branch
-    generator = torch.Generator().manual_seed(1)
-    with torch.no_grad():
-        branch.cls_score.bias.fill_(5.0)
-        branch.objectness.bias.fill_(5.0)
-        branch.mask_kernel.weight.copy_(torch.randn(branch.mask_kernel.weight.shape, generator=generator))
-    return model
+
+def sized_confident_model(imgsz: int, max_size: int, family: str = "sparseinst") -> SalientModel:
+    """:func:`confident_tiny_model` at the test-time size ``imgsz`` capped at ``max_size``."""
+    return confident_tiny_model(family=family, **family_fixtures(family).size_changes(imgsz, max_size))
 
 
 # Settings of the AOTInductor package that tests/export/test_aoti.py and tests/cpp share (the session fixture
@@ -44,24 +40,13 @@ SHARED_MAX_SIZE = 128
 SHARED_MAX_DET = 8
 
 
-def shared_tiny_model() -> SalientModel:
-    """The model of the shared AOTInductor package: predictions that are non-trivial AND well separated.
-
-    :func:`confident_tiny_model` (every query passes the thresholds, masks cover part of the image) at test sizes
-    64 / 128, with the instance-activation weights x300 and the class / objectness weights x30, so that the
-    queries attend to different places (masks of different areas, top-8 scores spread by > 1e-3) and the mask
-    kernel x10, so that few mask probabilities lie near the threshold (compiled graphs round differently from
-    eager ones, ~1e-7). The global RNG state is left as it was.
-    """
+def shared_tiny_model(family: str = "sparseinst") -> SalientModel:
+    """The model of the shared AOTInductor package: predictions that are non-trivial AND well separated
+    (:func:`sized_confident_model` at 64 / 128, then the family's ``separate_queries``). The global RNG state is
+    left as it was."""
     with torch.random.fork_rng(devices=[]):
-        model = confident_tiny_model(min_size_test=SHARED_IMGSZ, max_size_test=SHARED_MAX_SIZE)
-    branch = model.network.decoder.inst_branch
-    with torch.no_grad():
-        branch.iam_conv.weight.mul_(300.0)
-        branch.cls_score.weight.mul_(30.0)
-        branch.objectness.weight.mul_(30.0)
-        branch.mask_kernel.weight.mul_(10.0)
-    return model
+        model = sized_confident_model(SHARED_IMGSZ, SHARED_MAX_SIZE, family)
+    return family_fixtures(family).separate_queries(model)
 
 
 def random_image(height: int, width: int, seed: int) -> np.ndarray:

@@ -15,7 +15,7 @@ import torch
 import pysalient
 from pysalient.export import ExportContract
 from pysalient.export.aoti import export_program
-from pysalient.export.families import export_builder
+from pysalient.inputs import Preprocessor
 from tests.export.helpers import SHARED_MAX_DET, assert_nontrivial_masks, assert_same_result, random_image
 
 # 93x256 is an x.5 tie of the resize rule (46 rows with Python floats, 47 in exact arithmetic); 250x83 is capped.
@@ -33,15 +33,18 @@ def package(shared_aoti_package) -> str:
 
 
 def test_exported_program_has_dynamic_sizes_and_matches_eager(tiny) -> None:
-    contract = ExportContract(export_builder("sparseinst")(tiny.network, tiny.config)).eval()
+    inference = tiny.config.inference_spec()
+    detector = tiny.family.build_detector(tiny.network, tiny.config, inference)
+    contract = ExportContract(Preprocessor(tiny.config.input_spec()), detector, inference.score_threshold).eval()
     program = export_program(contract, torch.device("cpu"), 2, 8192)
     module = program.module()
     for index, (height, width) in enumerate(SIZES):
         image = random_image(height, width, index)
-        (eager,) = tiny.predict(image)
-        boxes, scores, labels, masks = module(torch.from_numpy(image))
-        assert torch.equal(masks.bool(), eager.masks) and torch.equal(scores, eager.scores)
-        assert torch.equal(boxes, eager.boxes) and torch.equal(labels, eager.labels)
+        for conf in (0.0, 0.6):  # conf is a graph input: one program serves every threshold
+            (eager,) = tiny.predict(image, conf=conf)
+            boxes, scores, labels, masks = module(torch.from_numpy(image), torch.tensor(conf))
+            assert torch.equal(masks.bool(), eager.masks) and torch.equal(scores, eager.scores)
+            assert torch.equal(boxes, eager.boxes) and torch.equal(labels, eager.labels)
 
 
 def test_package_matches_eager_predict_at_several_sizes(tiny, package) -> None:
@@ -53,6 +56,12 @@ def test_package_matches_eager_predict_at_several_sizes(tiny, package) -> None:
         (result,) = exported.predict(image)
         assert_same_result(result, eager, mask_tolerance=1e-5)
         assert_nontrivial_masks(result)
+        high = float(eager.scores[len(eager) // 2])
+        (eager_high,), (result_high,) = tiny.predict(image, conf=high, max_det=SHARED_MAX_DET), exported.predict(
+            image, conf=high
+        )
+        assert len(result_high) == len(eager_high) < len(eager)
+        torch.testing.assert_close(result_high.scores, eager_high.scores, atol=1e-5, rtol=0)
     (tiny_image,) = exported.predict(random_image(2, 2, 9))
     (tiny_eager,) = tiny.predict(random_image(2, 2, 9), max_det=SHARED_MAX_DET)
     assert tiny_image.masks.shape[1:] == (2, 2) and len(tiny_image) == len(tiny_eager)

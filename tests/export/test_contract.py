@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 import torch
 
-from pysalient.export.contract import ExportContract, check_metadata, rational_resized_hw, tensor_resized_hw
-from pysalient.export.families import export_builder
-from pysalient.export.formats import FORMATS, format_of_path, resolve_format
-from pysalient.models.sparseinst.preprocess import resized_hw
-from tests.export.helpers import confident_tiny_model, random_image
+from pysalient.export.contract import ExportContract, check_metadata
+from pysalient.export.formats import FORMATS, check_request, format_of_path, resolve_format
+from pysalient.inputs import InputSpec, Preprocessor
+from pysalient.utils.resize import rational_resized_hw, resized_hw, tensor_resized_hw
+from tests.export.helpers import random_image, sized_confident_model
 
 # (height, width, min_size, max_size): x.5 ties where float and exact arithmetic round differently (1, 2, 4),
 # the cap, squares, tiny and extreme shapes, and min_size above max_size (the cap wins, as in eager predict).
@@ -40,35 +40,95 @@ def test_tensor_rule_equals_resized_hw_bit_for_bit() -> None:
             rule(0, 5, 64, 128)
 
 
+def contract_of(model, imgsz=None, conf=None, max_det=None) -> ExportContract:  # noqa: ANN001
+    """The eager contract module of ``model`` (what the exporter scripts or exports)."""
+    input_spec = model.config.input_spec().replace(min_size=imgsz)
+    inference = model.config.inference_spec().replace(score_threshold=conf, max_det=max_det)
+    detector = model.family.build_detector(model.network, model.config, inference)
+    return ExportContract(Preprocessor(input_spec), detector, inference.score_threshold).eval()
+
+
 def test_contract_module_in_eager_mode_matches_predict() -> None:
-    model = confident_tiny_model(min_size_test=64, max_size_test=128)
-    pieces = export_builder("sparseinst")(model.network, model.config)
-    contract = ExportContract(pieces).eval()
+    model = sized_confident_model(64, 128)
+    contract = contract_of(model)
     for index, (height, width) in enumerate([(97, 131), (250, 83), (64, 64)]):
         image = random_image(height, width, index)
         (eager,) = model.predict(image)
         with torch.no_grad():
             boxes, scores, labels, masks = contract(torch.from_numpy(image))
-        assert masks.dtype == torch.uint8 and masks.shape[1:] == (height, width)
+        assert len(scores) > 0 and masks.dtype == torch.uint8 and masks.shape[1:] == (height, width)
         assert torch.equal(masks.bool(), eager.masks) and torch.equal(scores, eager.scores)
         assert torch.equal(boxes, eager.boxes) and torch.equal(labels, eager.labels)
     with torch.no_grad(), pytest.raises(RuntimeError, match="expected 3 \\(BGR\\) channels"):
         contract(torch.zeros(32, 32, 4, dtype=torch.uint8))
 
 
-def test_export_options_of_the_family_builder() -> None:
-    model = confident_tiny_model(min_size_test=64, max_size_test=128)
-    pieces = export_builder("sparseinst")(model.network, model.config, imgsz=96, conf=0.5, max_det=7)
-    assert (pieces.min_size, pieces.max_size, pieces.conf, pieces.max_det) == (96, 128, 0.5, 7)
-    assert pieces.channel_order == "RGB" and pieces.size_divisibility == 32
-    contract = ExportContract(pieces).eval()
+def test_conf_is_a_run_time_input_applied_to_the_final_score() -> None:
+    model = sized_confident_model(64, 128)
+    contract = contract_of(model, conf=0.0)
+    image = random_image(70, 90, 3)
+    with torch.no_grad():
+        _, every, _, _ = contract(torch.from_numpy(image))
+    threshold = float(every[len(every) // 2])
+    with torch.no_grad():
+        boxes, scores, labels, masks = contract(torch.from_numpy(image), torch.tensor(threshold))
+    # exactly the instances scoring at least conf, in the same order: conf filters the final scores, last.
+    assert torch.equal(scores, every[every >= threshold]) and len(scores) < len(every)
+    (eager,) = model.predict(image, conf=threshold)
+    assert torch.equal(scores, eager.scores) and torch.equal(masks.bool(), eager.masks)
+    assert float(eager.scores.min()) >= threshold
+
+
+def test_export_options_reach_the_graph() -> None:
+    model = sized_confident_model(64, 128)
+    contract = contract_of(model, imgsz=96, conf=0.5, max_det=7)
+    assert contract.preprocessor.min_size == 96 and contract.preprocessor.max_size == 128
+    assert float(contract.default_conf) == 0.5 and contract.detector.max_det == 7
     image = random_image(70, 90, 3)
     with torch.no_grad():
         _, scores, _, _ = contract(torch.from_numpy(image))
     (eager,) = model.predict(image, conf=0.5, imgsz=96, max_det=7)
     assert len(scores) == 7 and torch.equal(scores, eager.scores)
-    with pytest.raises(ValueError, match="no export support yet"):
-        export_builder("maskrcnn")
+
+
+def test_fixed_resize_mode_ignores_the_aspect_ratio() -> None:
+    spec = InputSpec(resize="fixed", min_size=40, size_divisibility=32, channel_order="BGR")
+    preprocessor = Preprocessor(spec)
+    image = torch.from_numpy(random_image(30, 90, 1))
+    pixels, resized = preprocessor(image)
+    assert resized == [40, 40] and tuple(pixels.shape) == (3, 64, 64)
+    assert spec.resized_hw(30, 90) == (40, 40) and spec.padded_hw(40, 40) == (64, 64)
+    assert torch.all(pixels[:, 40:] == 0) and torch.all(pixels[:, :, 40:] == 0)
+    scripted = torch.jit.script(preprocessor)
+    scripted_pixels, scripted_size = scripted(image)
+    assert scripted_size == [40, 40] and torch.equal(scripted_pixels, pixels)
+
+
+def test_preprocessor_is_the_same_module_scripted_and_eager() -> None:
+    for height, width, min_size, max_size in TRICKY[:6]:
+        preprocessor = Preprocessor(InputSpec(min_size=min_size, max_size=max_size, size_divisibility=32))
+        scripted = torch.jit.script(preprocessor)
+        image = torch.from_numpy(random_image(height, width, height))
+        out_h, out_w = resized_hw(height, width, min_size, max_size)
+        expected = (out_h, out_w, -(-out_h // 32) * 32, -(-out_w // 32) * 32)
+        assert preprocessor.sizes(height, width) == scripted.sizes(height, width) == expected
+        (pixels, size), (eager_pixels, eager_size) = scripted(image), preprocessor(image)
+        assert size == eager_size == [out_h, out_w] and torch.equal(pixels, eager_pixels)
+        assert tuple(pixels.shape) == (3, expected[2], expected[3])
+
+
+@pytest.mark.parametrize("conf", [-0.1, 1.5, float("nan"), "0.3", True])
+def test_out_of_range_conf_is_rejected_everywhere(conf, tmp_path) -> None:  # noqa: ANN001
+    model = sized_confident_model(64, 128)
+    image = random_image(40, 40, 0)
+    with pytest.raises(ValueError, match="conf must be a number in \\[0, 1\\]"):
+        model.predict(image, conf=conf)
+    with pytest.raises(ValueError, match="conf must be a number in \\[0, 1\\]"):
+        check_request("torchscript", tmp_path / "m.ts", None, False, torch.device("cpu"), {"conf": conf})
+    if isinstance(conf, float):
+        scripted = torch.jit.script(contract_of(model))
+        with pytest.raises(torch.jit.Error, match="conf must lie in \\[0, 1\\]"):
+            scripted(torch.from_numpy(image), torch.tensor(conf))
 
 
 def test_format_table_and_metadata_checks() -> None:

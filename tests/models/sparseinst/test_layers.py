@@ -6,7 +6,9 @@ import pytest
 import torch
 
 from pysalient import ops
-from pysalient.models.sparseinst import pad_and_batch, postprocess, postprocess_single, resized_hw
+from pysalient.inputs import pad_and_batch
+from pysalient.models.family import InferenceSpec
+from pysalient.models.sparseinst import SparseInstConfig, SparseInstDetector, postprocess_single
 from pysalient.models.sparseinst.decoder import (
     GroupInstanceBranch,
     GroupInstanceSoftBranch,
@@ -14,6 +16,7 @@ from pysalient.models.sparseinst.decoder import (
     coordinate_features,
     group_query_features,
 )
+from pysalient.utils.resize import resized_hw
 
 
 def test_coordinate_channels_are_x_then_y_with_the_arange_formula() -> None:
@@ -110,61 +113,103 @@ def synthetic_outputs() -> dict:
     return {"pred_logits": logits, "pred_masks": masks, "pred_scores": objectness}
 
 
-def test_postprocess_scores_sorts_and_caps() -> None:
-    outputs = synthetic_outputs()
-    (result,) = postprocess(outputs, [(16, 16)], (16, 16), [(32, 32)], conf=0.05, mask_threshold=0.45, max_det=100)
-    assert result["masks"].shape == (3, 32, 32) and result["masks"].dtype == torch.bool
+def run_postprocess(outputs: dict, image_hw=(16, 16), output_hw=(32, 32), conf=0.0, **options) -> dict:  # noqa: ANN001
+    """postprocess_single on image 0 of ``outputs`` as a dict of its four outputs."""
+    boxes, scores, labels, masks = postprocess_single(
+        outputs["pred_logits"][0],
+        outputs["pred_masks"][0],
+        outputs["pred_scores"][0],
+        [16, 16],
+        list(image_hw),
+        list(output_hw),
+        torch.tensor(conf),
+        **options,
+    )
+    return {"boxes": boxes, "scores": scores, "labels": labels, "masks": masks}
+
+
+def expected_final_scores(outputs: dict) -> tuple:
+    """Final scores (class x objectness, geometric mean, times maskness) and labels of the first three queries."""
     probabilities = torch.sqrt(outputs["pred_logits"].sigmoid() * outputs["pred_scores"].sigmoid())[0]
     base_scores, labels = probabilities.max(-1)
     maskness = torch.tensor([6.0, 0.5, 6.0]).sigmoid()
-    expected = base_scores[:3] * maskness
+    return base_scores[:3] * maskness, labels[:3]
+
+
+def test_postprocess_scores_sorts_and_caps() -> None:
+    outputs = synthetic_outputs()
+    result = run_postprocess(outputs, candidate_threshold=0.05)
+    assert result["masks"].shape == (3, 32, 32) and result["masks"].dtype == torch.uint8
+    expected, labels = expected_final_scores(outputs)
     order = torch.sort(expected, descending=True).indices
     torch.testing.assert_close(result["scores"], expected[order])
-    assert torch.equal(result["labels"], labels[:3][order])
+    assert torch.equal(result["labels"], labels[order])
     # Query 0 covers the top-left quarter; bilinear interpolation softens its edge by a few pixels.
-    first = result["masks"][order.tolist().index(0)]
+    first = result["masks"][order.tolist().index(0)].bool()
     assert first[:12, :12].all() and not first[20:].any() and not first[:, 20:].any()
-    capped = postprocess_single(
-        outputs["pred_logits"][0],
-        outputs["pred_masks"][0],
-        outputs["pred_scores"][0],
-        (16, 16),
-        (16, 16),
-        (32, 32),
-        conf=0.05,
-        max_det=1,
-    )
+    capped = run_postprocess(outputs, candidate_threshold=0.05, max_det=1)
     assert torch.equal(capped["scores"], result["scores"][:1])
-    unsorted = postprocess_single(
-        outputs["pred_logits"][0],
-        outputs["pred_masks"][0],
-        outputs["pred_scores"][0],
-        (16, 16),
-        (16, 16),
-        (32, 32),
-        conf=0.05,
-        sort=False,
-        max_det=-1,
-    )
+    unsorted = run_postprocess(outputs, candidate_threshold=0.05, sort=False, max_det=-1)
     torch.testing.assert_close(unsorted["scores"], expected)
+
+
+def test_conf_is_the_minimum_final_score_after_rescoring() -> None:
+    outputs = synthetic_outputs()
+    expected, _ = expected_final_scores(outputs)
+    # Query 1's score before rescoring is ~0.96; maskness 0.62 brings it to ~0.59. conf 0.7 must drop it although
+    # its class score passes (the old meaning of conf), and conf equal to a score keeps that instance.
+    probabilities = torch.sqrt(outputs["pred_logits"].sigmoid() * outputs["pred_scores"].sigmoid())[0]
+    assert probabilities.max(-1).values[1] > 0.7 > expected[1]
+    kept = run_postprocess(outputs, conf=0.7, candidate_threshold=0.05)
+    torch.testing.assert_close(kept["scores"], torch.sort(expected[expected >= 0.7], descending=True).values)
+    every = run_postprocess(outputs, candidate_threshold=0.05)["scores"]
+    at_score = run_postprocess(outputs, conf=float(every[1]), candidate_threshold=0.05)["scores"]
+    assert torch.equal(at_score, every[:2])  # an instance scoring exactly conf is kept
+    assert len(run_postprocess(outputs, conf=1.0, candidate_threshold=0.05)["scores"]) == 0
+
+
+def test_detector_runs_the_batch_with_one_conf_per_call() -> None:
+    torch.manual_seed(0)
+    config = SparseInstConfig(
+        backbone="resnet18",
+        backbone_norm="BN",
+        backbone_width_multiplier=0.25,
+        encoder_channels=32,
+        num_queries=8,
+        kernel_dim=16,
+        inst_convs=1,
+        inst_dim=32,
+        mask_convs=1,
+        mask_dim=32,
+        groups=4,
+    )
+    from pysalient.models.sparseinst import build_sparseinst
+
+    network = build_sparseinst(config).eval()
+    detector = SparseInstDetector(network, config, InferenceSpec(score_threshold=0.0, mask_threshold=0.45, max_det=5))
+    images = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        both = detector(images, [[64, 64], [40, 64]], [[30, 30], [20, 32]], torch.tensor(0.0))
+        alone = detector(images[1:], [[40, 64]], [[20, 32]], torch.tensor(0.0))
+    assert len(both) == 2 and both[1][3].shape[1:] == (20, 32) and len(both[0][1]) <= 5
+    for ours, reference in zip(both[1], alone[0]):
+        torch.testing.assert_close(ours.float(), reference.float(), atol=1e-5, rtol=0)
 
 
 def test_postprocess_drops_confident_queries_whose_mask_is_empty() -> None:
     outputs = synthetic_outputs()
     outputs["pred_masks"][0, 1] = -6.0  # query 1 passes the class threshold but has no mask pixel
-    (result,) = postprocess(outputs, [(16, 16)], (16, 16), [(32, 32)], conf=0.05, mask_threshold=0.45)
+    result = run_postprocess(outputs, candidate_threshold=0.05, mask_threshold=0.45)
     assert result["scores"].shape == (2,) and result["masks"].flatten(1).any(dim=1).all()
     assert torch.all(result["boxes"][:, 2] > result["boxes"][:, 0])
 
 
 def test_postprocess_with_no_detection_keeps_every_field() -> None:
     outputs = synthetic_outputs()
-    (result,) = postprocess(outputs, [(16, 12)], (16, 16), [(20, 15)], conf=0.99)
-    assert result["masks"].shape == (0, 20, 15) and result["masks"].dtype == torch.bool
-    assert result["boxes"].shape == (0, 4)
+    result = run_postprocess(outputs, (16, 12), (20, 15), candidate_threshold=0.99)
+    assert result["masks"].shape == (0, 20, 15) and result["masks"].dtype == torch.uint8
+    assert result["boxes"].shape == (0, 4) and result["boxes"].dtype == torch.float32
     assert result["scores"].shape == (0,) and result["labels"].shape == (0,) and result["labels"].dtype == torch.int64
-    with pytest.raises(ValueError, match="image sizes"):
-        postprocess(outputs, [(16, 16), (16, 16)], (16, 16), [(32, 32)])
 
 
 @pytest.mark.skipif(not ops.has_native(), reason="scripted code calls the native upsample_masks op")
@@ -174,11 +219,12 @@ def test_postprocess_single_is_scriptable() -> None:
         outputs["pred_logits"][0],
         outputs["pred_masks"][0],
         outputs["pred_scores"][0],
-        (16, 16),
-        (16, 12),
-        (20, 15),
+        [16, 16],
+        [16, 12],
+        [20, 15],
+        torch.tensor(0.1),
     )
     scripted = torch.jit.script(postprocess_single)
-    eager = postprocess_single(*args, conf=0.05)
+    eager = postprocess_single(*args, 0.05)
     result = scripted(*args, 0.05, 0.45, 100, True)
-    assert result.keys() == eager.keys() and all(torch.equal(result[key], eager[key]) for key in eager)
+    assert len(eager[1]) > 0 and all(torch.equal(ours, reference) for ours, reference in zip(result, eager))

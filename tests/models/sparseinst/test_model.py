@@ -8,15 +8,14 @@ from typing import Dict
 import pytest
 import torch
 
+from pysalient.inputs import pad_and_batch
 from pysalient.models.sparseinst import (
-    PRESETS,
     SparseInst,
     SparseInstConfig,
     convert_official_checkpoint,
     load_official_checkpoint,
-    pad_and_batch,
-    preset_config,
 )
+from tests.models.sparseinst.fixtures import PRESETS, preset_config
 
 
 @pytest.fixture(scope="module")
@@ -56,7 +55,7 @@ def test_presets_define_the_official_architectures() -> None:
     assert (default.num_classes, default.num_queries, default.kernel_dim, default.groups) == (1, 100, 128, 4)
     assert default.pixel_mean == (123.675, 116.28, 103.53) and default.input_format == "RGB"
     assert preset_config("sparseinst_r50_giam", num_classes=80).num_classes == 80
-    with pytest.raises(ValueError, match="unknown SparseInst preset"):
+    with pytest.raises(ValueError, match="unknown model"):
         preset_config("sparseinst_r101_nope")
 
 

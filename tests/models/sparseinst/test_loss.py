@@ -8,9 +8,10 @@ from typing import Dict, List, Tuple
 import pytest
 import torch
 
-from pysalient.models.sparseinst import build_sparseinst, preset_config
+from pysalient.models.sparseinst import build_sparseinst
 from pysalient.models.sparseinst import loss as loss_module
 from pysalient.models.sparseinst.loss import SparseInstCriterion, SparseInstLossConfig
+from tests.models.sparseinst.fixtures import preset_config
 
 Targets = List[Dict[str, torch.Tensor]]
 LOSS_NAMES = {"loss_ce", "loss_dice", "loss_mask", "loss_objectness"}

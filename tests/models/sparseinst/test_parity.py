@@ -11,18 +11,17 @@ from typing import Any, Dict
 import pytest
 import torch
 
+from pysalient.inputs import Preprocessor, pad_and_batch
 from pysalient.models.sparseinst import (
     BaseIAMDecoder,
     InstanceContextEncoder,
     SparseInst,
     load_official_checkpoint,
-    pad_and_batch,
     postprocess_single,
-    preprocess_image,
-    preset_config,
 )
 from tests.devices import require_cuda, tf32_disabled
 from tests.fixtures import load_fixture, state_dict_with_prefix
+from tests.models.sparseinst.fixtures import preset_config
 
 GIAM_FIXTURE = "sparseinst_r50_giam_official.pt"
 BASE_FIXTURE = "sparseinst_base_decoder_official.pt"
@@ -117,33 +116,36 @@ def test_full_forward_equals_the_staged_run(giam_run: Dict[str, Any]) -> None:
 
 def test_preprocessing_reproduces_the_official_resize_and_normalisation() -> None:
     fixture = load_fixture(GIAM_FIXTURE)
-    config = preset_config("sparseinst_r50_giam", num_classes=80)
-    image, size = preprocess_image(fixture["image_rgb"], config)
-    assert size == (320, 427)
+    spec = preset_config("sparseinst_r50_giam", num_classes=80).input_spec()
+    bgr = fixture["image_rgb"].flip(-1).contiguous()  # the pipeline takes OpenCV's BGR images
+    padded, size = Preprocessor(spec)(bgr)
+    assert size == [320, 427] and tuple(padded.shape) == tuple(fixture["batched_input"].shape[1:])
     # Undo the normalisation exactly: the resized pixels must be Pillow's, bit for bit.
-    mean = torch.tensor(config.pixel_mean).reshape(3, 1, 1)
-    std = torch.tensor(config.pixel_std).reshape(3, 1, 1)
-    pixels = torch.round(image * std + mean).to(torch.uint8).permute(1, 2, 0)
+    mean = torch.tensor(spec.pixel_mean).reshape(3, 1, 1)
+    std = torch.tensor(spec.pixel_std).reshape(3, 1, 1)
+    pixels = torch.round(padded[:, :320, :427] * std + mean).to(torch.uint8).permute(1, 2, 0)
     assert torch.equal(pixels, fixture["resized_rgb"])
-    batch, sizes = pad_and_batch([image], config.size_divisibility)
-    assert sizes == [(320, 427)]
-    assert max_abs_diff(batch, fixture["batched_input"]) <= 1e-6
+    assert max_abs_diff(padded.unsqueeze(0), fixture["batched_input"]) <= 1e-6
+    batch, sizes = pad_and_batch([padded[:, :320, :427]], spec.size_divisibility)
+    assert sizes == [(320, 427)] and torch.equal(batch, padded.unsqueeze(0))
 
 
 def official_instances(giam_run: Dict[str, Any], sort: bool, max_det: int) -> Dict[str, torch.Tensor]:
     fixture, decoder = giam_run["fixture"], to_device(giam_run["decoder"], giam_run["device"])
-    instances = postprocess_single(
+    boxes, scores, labels, masks = postprocess_single(
         decoder["pred_logits"][0],
         decoder["pred_masks"][0],
         decoder["pred_scores"][0],
-        padded_hw=tuple(fixture["batched_input"].shape[-2:]),
-        image_hw=(320, 427),
-        output_hw=tuple(fixture["image_rgb"].shape[:2]),
-        conf=0.005,
+        padded_hw=list(fixture["batched_input"].shape[-2:]),
+        image_hw=[320, 427],
+        output_hw=list(fixture["image_rgb"].shape[:2]),
+        conf=torch.tensor(0.0),  # evaluation: every candidate (the official code has no final threshold)
+        candidate_threshold=0.005,
         mask_threshold=0.45,
         max_det=max_det,
         sort=sort,
     )
+    instances = {"boxes": boxes, "scores": scores, "labels": labels, "masks": masks.bool()}
     return to_device(instances, "cpu")
 
 
