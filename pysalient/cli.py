@@ -18,6 +18,8 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple, Union
 
 EXPORT_FORMATS = ("torchscript", "aoti")
+DEFAULT_CONF = 0.3  # pysalient.models.family.DEFAULT_CONF, repeated so that --help imports no torch
+EVALUATION_CONF = 0.0  # pysalient.models.family.EVALUATION_CONF
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -56,7 +58,9 @@ def build_parser() -> argparse.ArgumentParser:
     predict = add("predict", _command_predict, "segment the salient instances of images; save overlays and json")
     predict.add_argument("source", help="an image file, a directory of images or a glob pattern")
     _add_model_arguments(predict)
-    predict.add_argument("--conf", type=float, default=0.3, help="minimum score of a kept instance (default 0.3)")
+    predict.add_argument(
+        "--conf", type=float, help=f"minimum score of a returned instance, in [0, 1] (the model's default, {DEFAULT_CONF})"
+    )
     predict.add_argument("--imgsz", type=_positive_int, help="shortest side at inference (model default if unset)")
     predict.add_argument("--batch", type=_positive_int, default=1, help="images per forward pass (default 1)")
     predict.add_argument("--max-det", type=_positive_int, help="at most this many instances per image")
@@ -71,7 +75,9 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--data", required=True, help="COCO instances json of the ground truth")
     evaluate.add_argument("--image-root", help="folder of the images (found next to the json if unset)")
     evaluate.add_argument("--imgsz", type=_positive_int, help="shortest side at inference (model default if unset)")
-    evaluate.add_argument("--conf", type=float, help="score threshold (the model's evaluation threshold if unset)")
+    evaluate.add_argument(
+        "--conf", type=float, help=f"minimum score of an evaluated instance (default {EVALUATION_CONF}: every candidate)"
+    )
     evaluate.add_argument("--batch", type=_positive_int, default=4, help="images per forward pass (default 4)")
     evaluate.add_argument("--class-agnostic", action="store_true", default=None, help="ignore categories")
     evaluate.add_argument("--save-dir", type=Path, help="output folder (default runs/eval/exp, auto-numbered)")
@@ -94,7 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--output", type=Path, required=True, help="file to write (.ts or .pt2)")
     export.add_argument("--imgsz", type=_positive_int, help="shortest side inside the graph (model default if unset)")
     export.add_argument("--half", action="store_true", help="export in float16 (for GPUs)")
-    export.add_argument("--conf", type=float, help="score threshold inside the graph (model default if unset)")
+    export.add_argument("--conf", type=float, help="default minimum score of the graph (model default if unset)")
     export.add_argument("--max-det", type=_positive_int, help="detection cap inside the graph (model default if unset)")
     return parser
 
@@ -161,7 +167,7 @@ def _command_eval(args: argparse.Namespace) -> int:
         "model": model.name,
         "weights": args.weights,
         "data": str(args.data),
-        "imgsz": args.imgsz or getattr(model.config, "min_size_test", None),
+        "imgsz": args.imgsz or model.test_size,
         "metrics": {name: None if math.isnan(value) else value for name, value in metrics.items()},
     }
     output = write_json_atomic(save_dir / "metrics.json", report)

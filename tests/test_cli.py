@@ -8,6 +8,7 @@ import json
 import math
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import cv2
@@ -214,3 +215,47 @@ def test_export_writes_a_torchscript_file_that_load_runs(tmp_path, capsys) -> No
     (path,) = write_images(tmp_path, [(50, 70)])
     (result,) = pysalient.load(str(output), device="cpu").predict(str(path))
     assert result.image_size == (50, 70) and len(result) <= 7 and bool((result.scores > 0.2).all())
+
+
+def test_exported_models_evaluate_and_refuse_what_they_cannot_do(tmp_path, capsys) -> None:
+    output = tmp_path / "model.ts"
+    export = ["export", "--model", "sparseinst_mbv2_tiny", "--format", "torchscript", "--output", str(output), "--imgsz", "64"]
+    assert main([*export, "--device", "cpu"]) == 0
+    data, _ = write_dataset(tmp_path / "data")
+    save_dir = tmp_path / "eval"
+    assert main(["eval", "--model", str(output), "--data", str(data), "--save-dir", str(save_dir)]) == 0
+    report = json.loads((save_dir / "metrics.json").read_text())
+    assert report["imgsz"] == 64 and set(report["metrics"]) >= {"AP", "AP50", "bbox_AP"}
+    capsys.readouterr()
+    again = ["export", "--model", str(output), "--format", "torchscript", "--output", str(tmp_path / "again.ts")]
+    assert main(again) == 1
+    err = capsys.readouterr().err
+    assert "pysalient export: error:" in err and "cannot export" in err and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    "arguments, message",
+    [
+        (["--device", "tpu"], "invalid device 'tpu'"),
+        (["--device", "cuda:0"] if not torch.cuda.is_available() else ["--device", "nope"], "device"),
+        (["--conf", "1.5"], "conf must be a number in [0, 1]"),
+        (["--conf", "nan"], "conf must be a number in [0, 1]"),
+    ],
+)
+def test_bad_device_or_conf_is_one_line(arguments, message, tmp_path, capsys) -> None:
+    (path,) = write_images(tmp_path, [(20, 30)])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the random-weights warning of the model is not the point here
+        code = main(["predict", str(path), "--model", "sparseinst_mbv2_tiny", "--save-dir", str(tmp_path), *arguments])
+    assert code == 1
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+def test_one_default_conf_for_api_and_cli() -> None:
+    from pysalient import cli
+    from pysalient.models.family import DEFAULT_CONF, EVALUATION_CONF
+
+    assert (cli.DEFAULT_CONF, cli.EVALUATION_CONF) == (DEFAULT_CONF, EVALUATION_CONF)
+    assert pysalient.load("sparseinst", device="cpu").default_conf == DEFAULT_CONF

@@ -19,10 +19,11 @@ import numpy as np
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
+from pysalient.models.family import EVALUATION_CONF
 from pysalient.utils.atomic import atomic_write_json
 
 if TYPE_CHECKING:
-    from pysalient.engine.model import SalientModel
+    from pysalient.engine.predictor import Predictor
 
 # Order of the first six entries of COCOeval.stats (area "all"/"small"/"medium"/"large", 100 detections).
 STATS_METRICS = ("AP", "AP50", "AP75", "APs", "APm", "APl")
@@ -69,7 +70,7 @@ def evaluate_predictions(
 
 
 def evaluate_model(
-    model: SalientModel,
+    model: Predictor,
     json_path: Union[str, os.PathLike],
     image_root: Union[None, str, os.PathLike] = None,
     imgsz: Optional[int] = None,
@@ -82,13 +83,14 @@ def evaluate_model(
     """Predicts every image of a COCO-json dataset and evaluates the masks and boxes.
 
     Args:
-        model: the model to evaluate (on its current device).
+        model: the model to evaluate (on its current device): eager or exported.
         json_path: COCO instances json of the ground truth.
         image_root: folder the json's ``file_name`` entries are relative to; found next to the json when None
             (see :class:`pysalient.data.CocoInstanceDataset`).
         imgsz: test-time shortest side (the config's test size when None).
-        conf: score threshold; the config's ``cls_threshold`` when None (the official evaluation threshold: AP
-            needs the low-score tail of the precision/recall curve).
+        conf: minimum score of an evaluated instance; :data:`~pysalient.models.family.EVALUATION_CONF` (0) when
+            None: AP needs the low-score tail of the precision/recall curve, so every instance the family's own
+            candidate rules produce counts, as in the official evaluations.
         batch: images per forward pass.
         out_json: where to write the detections as a COCO results json (RLE masks, dataset ids), if anywhere.
         class_agnostic: evaluate ignoring categories. None means: only when the model has one class and the
@@ -115,6 +117,7 @@ def evaluate_model(
     paths = [str(dataset.image_root / info["file_name"]) for info in infos]
     category_ids, agnostic = category_mapping(model.names, coco_gt, class_agnostic)
     results: List[Dict[str, Any]] = []
+    conf = EVALUATION_CONF if conf is None else conf
     predictions = model.predict(paths, conf=conf, imgsz=imgsz, batch=batch, stream=True)
     for info, path, result in zip(infos, paths, predictions):
         if (info["height"], info["width"]) != result.image_size:

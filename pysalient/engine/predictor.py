@@ -50,6 +50,11 @@ class Predictor:
         """The minimum score ``predict`` applies when ``conf`` is None."""
         raise NotImplementedError
 
+    @property
+    def test_size(self) -> int:
+        """The size images are resized to when ``imgsz`` is None (shortest side, or both sides when fixed)."""
+        raise NotImplementedError
+
     def predict(
         self,
         source: Any,

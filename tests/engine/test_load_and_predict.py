@@ -62,8 +62,23 @@ def test_batched_prediction_is_one_forward_and_matches_single_images() -> None:
     for one, many in zip(single, batched):
         assert torch.equal(one.masks, many.masks)
         torch.testing.assert_close(many.scores, one.scores, atol=1e-6, rtol=0)
+    calls.clear()
     mixed = model.predict([random_image(64, 96, 4), random_image(120, 50, 5)], conf=0.1, imgsz=64, batch=2)
-    assert [result.image_size for result in mixed] == [(64, 96), (120, 50)] and calls[-1] == (2, 3, 160, 96)
+    # Images of different padded sizes run apart (each sees the padding it would see alone).
+    assert [result.image_size for result in mixed] == [(64, 96), (120, 50)]
+    assert calls == [(1, 3, 64, 96), (1, 3, 160, 64)]
+
+
+def test_results_do_not_depend_on_batch_for_images_of_mixed_sizes() -> None:
+    model = small_model()
+    sizes = [(64, 96), (120, 50), (60, 88), (75, 75), (100, 140), (33, 200), (64, 64)]
+    images = [random_image(height, width, 10 + index) for index, (height, width) in enumerate(sizes)]
+    reference = model.predict(images, conf=0.0, imgsz=64, batch=1)
+    for batch in (2, 4, 7):
+        for one, many in zip(reference, model.predict(images, conf=0.0, imgsz=64, batch=batch)):
+            assert len(one) == len(many) > 0
+            torch.testing.assert_close(many.scores, one.scores, atol=1e-5, rtol=0)
+            assert (many.masks != one.masks).float().mean() <= 1e-4
 
 
 def test_stream_and_every_source_type(tmp_path) -> None:
@@ -86,8 +101,11 @@ def test_tiny_and_grayscale_images_are_handled() -> None:
     assert tiny.masks.shape[1:] == (1, 1)
     (gray,) = model.predict(random_image(30, 40, 6)[:, :, 0], conf=0.1, imgsz=64)
     assert gray.masks.shape[1:] == (30, 40)
-    with pytest.raises(ValueError, match="batch must be >= 1"):
+    with pytest.raises(ValueError, match="batch must be a positive int"):
         model.predict(random_image(8, 8, 7), batch=0)
+    for name, value in (("imgsz", 0), ("max_det", -1), ("batch", 1.5)):
+        with pytest.raises(ValueError, match=f"{name} must be a positive int"):
+            model.predict(random_image(8, 8, 7), **{name: value})
 
 
 def test_save_and_load_round_trip(tmp_path) -> None:
@@ -138,7 +156,7 @@ def test_official_r50_giam_weights_predict_like_the_official_pipeline(tmp_path) 
     atomic_torch_save({"model": fixture["state_dict"]}, official)
     model = pysalient.load("sparseinst_r50_giam", weights=official, device="cpu")
     bgr = np.ascontiguousarray(fixture["image_rgb"].numpy()[:, :, ::-1])
-    (result,) = model.predict(bgr, max_det=100)
+    (result,) = model.predict(bgr, conf=0.0, max_det=100)  # the official pipeline has no final threshold
     expected = fixture["instances"]
     order = torch.sort(expected["scores"], descending=True, stable=True).indices
     assert len(result) == 100
