@@ -59,7 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("source", help="an image file, a directory of images or a glob pattern")
     _add_model_arguments(predict)
     predict.add_argument(
-        "--conf", type=float, help=f"minimum score of a returned instance, in [0, 1] (the model's default, {DEFAULT_CONF})"
+        "--conf", type=float, help=f"minimum score of a returned instance, in [0, 1] (model default, {DEFAULT_CONF})"
     )
     predict.add_argument("--imgsz", type=_positive_int, help="shortest side at inference (model default if unset)")
     predict.add_argument("--batch", type=_positive_int, default=1, help="images per forward pass (default 1)")
@@ -76,7 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--image-root", help="folder of the images (found next to the json if unset)")
     evaluate.add_argument("--imgsz", type=_positive_int, help="shortest side at inference (model default if unset)")
     evaluate.add_argument(
-        "--conf", type=float, help=f"minimum score of an evaluated instance (default {EVALUATION_CONF}: every candidate)"
+        "--conf", type=float, help=f"minimum score of an evaluated instance (default {EVALUATION_CONF}: all)"
     )
     evaluate.add_argument("--batch", type=_positive_int, default=4, help="images per forward pass (default 4)")
     evaluate.add_argument("--class-agnostic", action="store_true", default=None, help="ignore categories")

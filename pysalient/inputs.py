@@ -59,7 +59,9 @@ class InputSpec:
         if self.channel_order not in CHANNEL_ORDERS:
             problems.append(f"channel_order must be one of {CHANNEL_ORDERS}, got {self.channel_order!r}")
         if len(self.pixel_mean) != 3 or len(self.pixel_std) != 3 or min(self.pixel_std) <= 0:
-            problems.append(f"pixel_mean and pixel_std need 3 positive-std values, got {self.pixel_mean}, {self.pixel_std}")
+            problems.append(
+                f"pixel_mean and pixel_std need 3 positive-std values, got {self.pixel_mean}, {self.pixel_std}"
+            )
         if self.resize not in RESIZE_MODES:
             problems.append(f"resize must be one of {RESIZE_MODES}, got {self.resize!r}")
         for name in ("min_size", "max_size", "size_divisibility"):

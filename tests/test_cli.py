@@ -219,7 +219,17 @@ def test_export_writes_a_torchscript_file_that_load_runs(tmp_path, capsys) -> No
 
 def test_exported_models_evaluate_and_refuse_what_they_cannot_do(tmp_path, capsys) -> None:
     output = tmp_path / "model.ts"
-    export = ["export", "--model", "sparseinst_mbv2_tiny", "--format", "torchscript", "--output", str(output), "--imgsz", "64"]
+    export = [
+        "export",
+        "--model",
+        "sparseinst_mbv2_tiny",
+        "--format",
+        "torchscript",
+        "--output",
+        str(output),
+        "--imgsz",
+        "64",
+    ]
     assert main([*export, "--device", "cpu"]) == 0
     data, _ = write_dataset(tmp_path / "data")
     save_dir = tmp_path / "eval"

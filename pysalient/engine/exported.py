@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from pysalient.engine.predictor import DeviceLike, Detections, Predictor
+from pysalient.engine.predictor import Detections, DeviceLike, Predictor
 from pysalient.export.formats import format_of_path
 from pysalient.models.family import check_conf
 from pysalient.utils.device import select_device
@@ -101,7 +101,9 @@ class ExportedModel(Predictor):
 
     def train(self, *args: Any, **kwargs: Any) -> Any:
         """Not possible: an export holds no trainable network."""
-        raise self._unsupported("train", "an exported graph holds no trainable network; train the checkpoint it came from")
+        raise self._unsupported(
+            "train", "an exported graph holds no trainable network; train the checkpoint it came from"
+        )
 
     def export(self, *args: Any, **kwargs: Any) -> Any:
         """Not possible: export the checkpoint the graph came from instead."""
@@ -115,7 +117,9 @@ class ExportedModel(Predictor):
         """Not possible: load the file again with ``pysalient.load(path, device=...)``."""
         raise self._unsupported("move", "use pysalient.load(path, device=...) to load it on another device")
 
-    def run(self, image: Union[np.ndarray, Tensor], conf: Optional[float] = None) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
+    def run(
+        self, image: Union[np.ndarray, Tensor], conf: Optional[float] = None
+    ) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
         """Runs the graph on one image.
 
         Args:

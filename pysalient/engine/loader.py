@@ -13,9 +13,9 @@ from pysalient.engine.checkpoint import is_pysalient_checkpoint, read_checkpoint
 from pysalient.engine.hub import resolve_weights
 from pysalient.engine.model import SalientModel
 from pysalient.engine.predictor import Predictor
-from pysalient.utils.device import select_device
 from pysalient.models.class_names import default_class_names
 from pysalient.models.registry import ModelEntry, get_family, get_model_entry, list_models
+from pysalient.utils.device import select_device
 
 PACKAGE_DIR = Path(__file__).resolve().parent.parent
 

@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from pysalient.engine.checkpoint import atomic_torch_save, model_checkpoint
-from pysalient.engine.predictor import DeviceLike, Detections, Predictor
+from pysalient.engine.predictor import Detections, DeviceLike, Predictor
 from pysalient.inputs import Preprocessor
 from pysalient.models.family import FamilyConfig
 from pysalient.models.registry import FamilySpec

@@ -4,17 +4,17 @@
 - ``aoti`` (``.pt2``): ``torch.export`` with dynamic height and width + AOTInductor package; options ``conf``,
   ``max_det``, ``device``, ``min_input_size``, ``max_input_size``.
 
-Every format also takes ``imgsz`` and ``half``. ``conf`` is the graph's default minimum score (its second input; the
-config's by default), ``max_det`` the detection cap inside the graph (the config's by default); ``device`` is where the artifact is built (the model's device by
-default; a TorchScript file can later move, an AOTInductor package only runs on the device type it was compiled
-for); ``min_input_size`` / ``max_input_size`` bound the input height and width an AOTInductor package accepts
-(2 and 8192 by default). ``half=True`` (fp16 network) is meant for GPUs; PyTorch also runs fp16 convolutions on
-CPUs, so CPU fp16 exports are allowed, but they are slower than fp32 there.
+Every format also takes ``imgsz`` and ``half``. ``conf`` is the graph's default minimum score (its second input;
+the config's by default), ``max_det`` the detection cap inside the graph (the config's by default); ``device`` is
+where the artifact is built (the model's device by default; a TorchScript file can later move, an AOTInductor
+package only runs on the device type it was compiled for); ``min_input_size`` / ``max_input_size`` bound the input
+height and width an AOTInductor package accepts (2 and 8192 by default). ``half=True`` (fp16 network) is meant for
+GPUs; PyTorch also runs fp16 convolutions on CPUs, so CPU fp16 exports are allowed, but they are slower than fp32
+there.
 """
 
 from __future__ import annotations
 
-import math
 import os
 from dataclasses import dataclass
 from pathlib import Path

@@ -167,6 +167,11 @@ def get_model_entry(name: str) -> ModelEntry:
     return entry
 
 
+def list_families() -> List[str]:
+    """Sorted names of the registered families."""
+    return sorted(_FAMILIES)
+
+
 def get_family(name: str) -> FamilySpec:
     """The registered family called ``name``."""
     if name not in _FAMILIES:

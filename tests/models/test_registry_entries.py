@@ -10,13 +10,12 @@ from typing import Any, Dict, List
 import numpy as np
 import pytest
 import torch
+from pysalient.data.collate import collate
 
 import pysalient
+from pysalient.engine.model import SalientModel
 from pysalient.models import get_family, get_model_entry
-
-# Parameters that legitimately receive a zero gradient: a constant added to every logit of a spatial softmax
-# cancels out (the official soft-IAM model has the same dead parameters).
-DEAD_BY_DESIGN = ("decoder.inst_branch.softmax_bias", "decoder.inst_branch.iam_conv.bias")
+from tests.models.family_fixtures import family_fixtures
 
 
 def training_samples() -> List[Dict[str, Any]]:
@@ -48,20 +47,19 @@ def test_entry_trains_one_step_and_predicts(name: str) -> None:
     family = get_family(entry.family)
     config = entry.make_config(num_classes=2)
     network = family.build(config).train()
-    images, targets = family.prepare_batch(training_samples(), config, "cpu")
-    losses = family.build_criterion(config)(network(images), targets)
+    images, targets = collate(training_samples(), config.input_spec(), config.num_classes, "cpu")
+    losses = family.build_criterion(config)(network(images, targets), targets)
     assert losses and all(torch.isfinite(value) for value in losses.values()), losses
     sum(losses.values()).backward()
     trainable = {key: value for key, value in network.named_parameters() if value.requires_grad}
     assert [key for key, value in trainable.items() if value.grad is None] == []
     assert [key for key, value in trainable.items() if not torch.isfinite(value.grad).all()] == []
-    silent = [key for key, value in trainable.items() if value.grad.abs().max() == 0 and key not in DEAD_BY_DESIGN]
+    dead = set(family_fixtures(entry.family).DEAD_BY_DESIGN)
+    silent = [key for key, value in trainable.items() if value.grad.abs().max() == 0 and key not in dead]
     assert silent == []
 
-    network.eval()
+    model = SalientModel(network, family, config, ("a", "b"), name)
     images_bgr = [sample["image"] for sample in training_samples()]
-    detections = family.detect(network, images_bgr, 0.0, 64, 10)
-    for detection, image in zip(detections, images_bgr):
-        count = detection["scores"].shape[0]
-        assert 0 < count <= 10 and detection["masks"].shape == (count, *image.shape[:2])
-        assert detection["labels"].max() < 2 and torch.all(detection["scores"][:-1] >= detection["scores"][1:])
+    for result, image in zip(model.predict(images_bgr, conf=0.0, imgsz=64, max_det=10, batch=2), images_bgr):
+        assert 0 < len(result) <= 10 and result.masks.shape == (len(result), *image.shape[:2])
+        assert result.labels.max() < 2 and torch.all(result.scores[:-1] >= result.scores[1:])
