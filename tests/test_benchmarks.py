@@ -41,3 +41,12 @@ def test_bench_export_smoke_run_times_eager_and_torchscript() -> None:
     row = next(line for line in result.stdout.splitlines() if line.startswith("| sparseinst_mbv2_tiny"))
     cells = [cell.strip() for cell in row.strip("|").split("|")]
     assert cells[1:4] == ["cpu", "fp32", "64"] and float(cells[4]) > 0 and "export" in cells[5]
+
+
+def test_bench_predict_smoke_run_prints_both_image_sets() -> None:
+    script = REPO_ROOT / "benchmarks" / "bench_predict.py"
+    command = [sys.executable, str(script), "--imgsz", "64", "--batches", "1", "2", "--repeats", "1", "--no-write"]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr
+    rows = [line for line in result.stdout.splitlines() if line.startswith("| ") and "sizes" in line]
+    assert len(rows) == 2 and all("(1.00x)" in row for row in rows)
