@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Sequence, Union
 
 import cv2
 import numpy as np
@@ -86,6 +86,37 @@ class Result:
 
     def __len__(self) -> int:
         return int(self.masks.shape[0])
+
+    def __getitem__(self, index: Union[int, slice, Tensor, Sequence[int]]) -> Result:
+        """The instances selected by ``index`` (an int, a slice, a bool [N] mask or int indices), as a Result.
+
+        ``result[result.scores > 0.5]`` keeps the confident instances; ``result[:3]`` the three best. An int gives
+        a one-instance Result (detectron2 ``Instances`` and supervision ``Detections`` behave the same way).
+
+        Raises:
+            IndexError: an int out of range, or a bool mask of the wrong length.
+        """
+        if isinstance(index, bool):
+            raise TypeError("a Result is indexed by ints, slices, bool masks or index lists, not by a bool")
+        if isinstance(index, int):
+            if not -len(self) <= index < len(self):
+                raise IndexError(f"instance {index} out of range for a Result of {len(self)} instances")
+            index = slice(index % len(self), index % len(self) + 1)
+        elif not isinstance(index, slice):
+            index = torch.as_tensor(index, device=self.scores.device)
+            if index.dtype == torch.bool and tuple(index.shape) != (len(self),):
+                raise IndexError(f"a bool mask must have shape ({len(self)},), got {tuple(index.shape)}")
+            if index.dtype != torch.bool:
+                index = index.to(torch.int64)
+        return Result(
+            self.masks[index],
+            self.boxes[index],
+            self.scores[index],
+            self.labels[index],
+            self.names,
+            self.orig_img,
+            self.path,
+        )
 
     @property
     def image_size(self) -> tuple:

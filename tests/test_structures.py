@@ -79,3 +79,20 @@ def test_to_supervision_explains_missing_dependency() -> None:
     else:
         detections = make_result().to_supervision()
         assert len(detections) == 3
+
+
+def test_indexing_selects_instances_like_detectron2_instances() -> None:
+    masks = torch.zeros(3, 4, 5, dtype=torch.bool)
+    for index in range(3):
+        masks[index, index, index] = True
+    result = Result(masks, masks_to_boxes(masks), torch.tensor([0.9, 0.6, 0.2]), torch.tensor([0, 1, 0]))
+    confident = result[result.scores > 0.5]
+    assert len(confident) == 2 and torch.equal(confident.scores, torch.tensor([0.9, 0.6]))
+    assert torch.equal(confident.masks, masks[:2]) and confident.names == result.names
+    assert torch.equal(result[1:].labels, torch.tensor([1, 0])) and len(result[:0]) == 0
+    assert torch.equal(result[-1].boxes, result.boxes[2:]) and len(result[0]) == 1
+    assert torch.equal(result[[2, 0]].scores, torch.tensor([0.2, 0.9]))
+    with pytest.raises(IndexError, match="out of range"):
+        result[3]
+    with pytest.raises(IndexError, match="bool mask must have shape"):
+        result[torch.tensor([True, False])]
