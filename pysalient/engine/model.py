@@ -127,7 +127,7 @@ class SalientModel(Predictor):
         half: bool = False,
         **options: Any,
     ) -> str:
-        """Writes a deployable graph: uint8 BGR image in, boxes/scores/labels/masks at its size out.
+        """Writes a deployable graph: uint8 BGR image (and the minimum score) in, boxes/scores/labels/masks out.
 
         Pre- and post-processing are inside the graph (see :mod:`pysalient.export.contract`) and the metadata
         (``pysalient.json``: class names, sizes, thresholds, versions) inside the file; ``pysalient.load(path)``
@@ -139,8 +139,9 @@ class SalientModel(Predictor):
             path: the file to write (atomically).
             imgsz: shortest side inside the graph (the config's test size when None).
             half: fp16 network, for GPUs (scores and boxes stay float32).
-            **options: ``conf``, ``max_det``, ``device``; for ``"aoti"`` also ``min_input_size`` /
-                ``max_input_size`` (see :mod:`pysalient.export.formats`). Unsupported options fail before any work.
+            **options: ``conf`` (the graph's default minimum score; callers may pass another at run time),
+                ``max_det``, ``device``; for ``"aoti"`` also ``min_input_size`` / ``max_input_size`` (see
+                :mod:`pysalient.export.formats`). Unsupported options fail before any work.
 
         Returns:
             The written path.
