@@ -3,6 +3,7 @@
 // users who want more read `ModelMetadata::json` with the JSON library of their choice.
 #include "metadata.h"
 
+#include <cmath>
 #include <cstdint>
 #include <cstdlib>
 #include <stdexcept>
@@ -309,11 +310,22 @@ ModelMetadata parse_metadata(const std::string& json, const std::string& source)
   auto invalid = [&source](const std::string& what) {
     return std::runtime_error("pysalient: invalid metadata in " + source + ": " + what);
   };
-  const double format_version = metadata.number_field("format_version").value_or(0.0);
+  const double format_version = metadata.number_field("format_version").value_or(1.0);
+  if (!(format_version >= 1.0) || format_version != std::floor(format_version)) {
+    throw invalid("\"format_version\" must be a whole number >= 1");
+  }
   if (format_version > kMetadataFormatVersion) {
     throw invalid("format_version " + std::to_string(static_cast<int64_t>(format_version)) +
                   " is newer than this runtime understands (" + std::to_string(kMetadataFormatVersion) +
                   "); rebuild against a newer pysalient");
+  }
+  metadata.format_version = static_cast<int>(format_version);
+  if (metadata.format_version >= 2) {
+    const std::optional<double> conf = metadata.number_field("conf");
+    if (!conf || !(*conf >= 0.0 && *conf <= 1.0)) {
+      throw invalid("\"conf\" (the default minimum score) is missing or not a number in [0, 1]");
+    }
+    metadata.conf = *conf;
   }
   if (!metadata.string_field("family")) {
     throw invalid("\"family\" is missing or not a string");

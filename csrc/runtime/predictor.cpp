@@ -102,6 +102,18 @@ ArchiveInfo inspect_archive(const std::string& path) {
                            "archive without compiled code, e.g. a torch.save checkpoint)");
 }
 
+// `conf` (or `fallback` when absent), which must lie in [0, 1]; NaN fails both comparisons.
+double checked_conf(std::optional<double> conf, double fallback) {
+  const double value = conf.value_or(fallback);
+  if (!(value >= 0.0 && value <= 1.0)) {
+    std::ostringstream text;
+    text << value;
+    throw std::invalid_argument("pysalient: conf must be a number in [0, 1] (the minimum score of a returned "
+                                "instance), got " + text.str());
+  }
+  return value;
+}
+
 std::runtime_error missing_metadata(const std::string& path) {
   return std::runtime_error("pysalient: " + path + " has no pysalient metadata (" + kMetadataName +
                             "); only models written by SalientModel.export can be run");
@@ -169,13 +181,18 @@ struct Predictor::Impl {
     device = requested.value_or(package_device);
   }
 
-  std::vector<at::Tensor> run(const at::Tensor& image) {
+  // Version-2 graphs take (image, conf); version-1 graphs the image only (predict filters their outputs).
+  std::vector<at::Tensor> run(const at::Tensor& image, double conf) {
+    std::vector<at::Tensor> inputs{image};
+    if (metadata.format_version >= 2) {
+      inputs.push_back(at::scalar_tensor(conf, at::TensorOptions().dtype(at::kFloat).device(device)));
+    }
     c10::IValue output;
     try {
       if (format == ModelFormat::AOTInductor) {
-        return package->run({image});
+        return package->run(inputs);
       }
-      output = module->forward({image});
+      output = module->forward(std::vector<c10::IValue>(inputs.begin(), inputs.end()));
     } catch (const std::exception& failure) {
       throw std::runtime_error("pysalient: running " + path + " failed: " + error_text(failure));
     }
@@ -197,9 +214,11 @@ struct Predictor::Impl {
 
 namespace {
 
-// Checks the outputs against the export contract (DESIGN.md §5) and brings them to the CPU in the documented
-// dtypes (an fp16 export may return half boxes and scores).
-Detections collect(std::vector<at::Tensor> outputs, int64_t height, int64_t width, const std::string& path) {
+// Checks the outputs against the export contract (DESIGN.md §5), keeps those with a score >= `conf` when
+// `filter_scores`, and brings them to the CPU in the documented dtypes (an fp16 export may return half boxes and
+// scores).
+Detections collect(std::vector<at::Tensor> outputs, int64_t height, int64_t width, const std::string& path,
+                   bool filter_scores, double conf) {
   auto contract_error = [&path](const std::string& what) {
     return std::runtime_error("pysalient: the output of " + path + " does not follow the export contract: " + what);
   };
@@ -222,8 +241,17 @@ Detections collect(std::vector<at::Tensor> outputs, int64_t height, int64_t widt
                            std::to_string(height) + "x" + std::to_string(width));
     }
   }
+  if (filter_scores) {
+    // A version-1 graph applied its exported threshold only: keep the instances whose score reaches conf,
+    // compared in the scores' own dtype as Python's ExportedModel does.
+    const at::Tensor keep = outputs[1].ge(conf).nonzero().flatten();
+    for (at::Tensor& output : outputs) {
+      output = output.index_select(0, keep.to(output.device()));
+    }
+  }
+  const int64_t kept = outputs[0].size(0);
   Detections detections;
-  detections.boxes = boxes.to(c10::kCPU, at::kFloat).contiguous();
+  detections.boxes = outputs[0].to(c10::kCPU, at::kFloat).contiguous();
   detections.scores = outputs[1].to(c10::kCPU, at::kFloat).contiguous();
   detections.labels = outputs[2].to(c10::kCPU, at::kLong).contiguous();
   detections.masks = outputs[3].to(c10::kCPU, at::kByte).contiguous();
@@ -232,8 +260,8 @@ Detections collect(std::vector<at::Tensor> outputs, int64_t height, int64_t widt
   const float* score = detections.scores.data_ptr<float>();
   const int64_t* label = detections.labels.data_ptr<int64_t>();
   const int64_t* area = areas.data_ptr<int64_t>();
-  detections.items.reserve(static_cast<size_t>(count));
-  for (int64_t k = 0; k < count; ++k) {
+  detections.items.reserve(static_cast<size_t>(kept));
+  for (int64_t k = 0; k < kept; ++k) {
     detections.items.push_back({{box[4 * k], box[4 * k + 1], box[4 * k + 2], box[4 * k + 3]}, score[k], label[k],
                                 area[k]});
   }
@@ -263,7 +291,8 @@ Predictor::~Predictor() = default;
 Predictor::Predictor(Predictor&&) noexcept = default;
 Predictor& Predictor::operator=(Predictor&&) noexcept = default;
 
-Detections Predictor::predict(const uint8_t* bgr, int64_t height, int64_t width) {
+Detections Predictor::predict(const uint8_t* bgr, int64_t height, int64_t width, std::optional<double> conf) {
+  const double threshold = checked_conf(conf, default_conf());
   if (bgr == nullptr) {
     throw std::invalid_argument("pysalient: predict got a null image buffer");
   }
@@ -274,10 +303,11 @@ Detections Predictor::predict(const uint8_t* bgr, int64_t height, int64_t width)
   // The graph only reads its input, so the caller's buffer is wrapped, not copied.
   const at::Tensor image =
       at::from_blob(const_cast<uint8_t*>(bgr), {height, width, 3}, at::TensorOptions().dtype(at::kByte));
-  return predict(image);
+  return predict(image, threshold);
 }
 
-Detections Predictor::predict(const at::Tensor& bgr) {
+Detections Predictor::predict(const at::Tensor& bgr, std::optional<double> conf) {
+  const double threshold = checked_conf(conf, default_conf());
   if (!bgr.defined()) {
     throw std::invalid_argument("pysalient: predict got an undefined tensor");
   }
@@ -304,8 +334,12 @@ Detections Predictor::predict(const at::Tensor& bgr) {
   }
   const c10::InferenceMode inference;
   const at::Tensor image = bgr.to(impl_->device).contiguous();
-  return collect(impl_->run(image), bgr.size(0), bgr.size(1), impl_->path);
+  // A version-2 graph applied conf itself; a version-1 graph only the threshold it was exported with.
+  const bool filter_scores = metadata.format_version < 2;
+  return collect(impl_->run(image, threshold), bgr.size(0), bgr.size(1), impl_->path, filter_scores, threshold);
 }
+
+double Predictor::default_conf() const { return impl_->metadata.conf; }
 
 ModelFormat Predictor::format() const { return impl_->format; }
 

@@ -4,6 +4,7 @@
 //   cv::Mat image = cv::imread("image.jpg");               // BGR uint8, what the export contract takes
 //   pysalient::Detections found = predictor.predict(image.data, image.rows, image.cols);
 //   for (const pysalient::Detection& d : found.items) { d.box, d.score, d.label, d.area ... }
+//   pysalient::Detections confident = predictor.predict(image.data, image.rows, image.cols, 0.5);  // score >= 0.5
 //
 // Both formats hold the whole pipeline (resize, normalise, network, post-processing): the Predictor only
 // checks the image, runs the graph and checks that the outputs follow the contract. The operator library
@@ -64,13 +65,22 @@ class Predictor {
 
   // Runs the model on a row-major, tightly packed BGR image of `height` x `width` pixels (3 bytes per pixel,
   // e.g. a continuous cv::Mat of type CV_8UC3). The buffer is only read, and only during the call.
-  // Throws std::invalid_argument for a null buffer or a non-positive size.
-  Detections predict(const uint8_t* bgr, int64_t height, int64_t width);
+  // `conf` is the minimum final score of a returned instance, in [0, 1]; default_conf() when omitted. It is
+  // the same threshold as Python's `predict(..., conf=...)`: version-2 exports apply it inside the graph (their
+  // second input, a float32 0-d tensor on the model's device); version-1 exports take the image only and their
+  // outputs are filtered here (score >= conf).
+  // Throws std::invalid_argument for a conf outside [0, 1] or NaN, a null buffer or a non-positive size.
+  Detections predict(const uint8_t* bgr, int64_t height, int64_t width, std::optional<double> conf = std::nullopt);
 
-  // Same for a uint8 tensor [H, W, 3] in BGR order, on any device. Throws std::invalid_argument when the
-  // tensor has another shape, dtype or an empty side, or (AOTInductor) sides outside the package's
-  // "input_size_range"; std::runtime_error when the model fails or its outputs break the export contract.
-  Detections predict(const at::Tensor& bgr);
+  // Same for a uint8 tensor [H, W, 3] in BGR order, on any device. Throws std::invalid_argument for a conf
+  // outside [0, 1] or NaN, when the tensor has another shape, dtype or an empty side, or (AOTInductor) sides
+  // outside the package's "input_size_range"; std::runtime_error when the model fails or its outputs break the
+  // export contract.
+  Detections predict(const at::Tensor& bgr, std::optional<double> conf = std::nullopt);
+
+  // The threshold predict applies without a `conf`: metadata().conf (0 for version-1 exports, whose graphs
+  // apply the threshold they were exported with).
+  double default_conf() const;
 
   ModelFormat format() const;
   const ModelMetadata& metadata() const;

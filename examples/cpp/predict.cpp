@@ -1,9 +1,10 @@
-// predict MODEL IMAGE OUT_IMAGE
+// predict MODEL IMAGE OUT_IMAGE [--conf X]
 //
 // Runs an exported pysalient model (.ts or .pt2) on one image, writes the image with the instance masks
 // blended in and their boxes drawn, and prints the detections as JSON on stdout:
 //   {"detections": [{"box": [x1, y1, x2, y2], "score": s, "label": l, "area": pixels}, ...]}
-// Errors go to stderr with exit status 1 (2 for a wrong command line).
+// --conf X keeps the instances scoring at least X, in [0, 1] (default: the threshold the model was exported
+// with). Errors go to stderr with exit status 1 (2 for a wrong command line).
 #include <pysalient/predictor.h>
 
 #include <opencv2/core.hpp>
@@ -12,10 +13,13 @@
 
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <exception>
 #include <iostream>
+#include <optional>
 #include <sstream>
 #include <string>
+#include <vector>
 
 namespace {
 
@@ -75,17 +79,57 @@ cv::Mat draw_overlay(const cv::Mat& image, const pysalient::Detections& detectio
   return overlay;
 }
 
+// The value of --conf: a whole decimal number in [0, 1] (strtod alone would take "0.5x" as 0.5, and NaN).
+std::optional<double> parse_conf(const std::string& text) {
+  if (text.empty()) {
+    return std::nullopt;
+  }
+  char* end = nullptr;
+  const double value = std::strtod(text.c_str(), &end);
+  if (end != text.c_str() + text.size() || !(value >= 0.0 && value <= 1.0)) {
+    return std::nullopt;
+  }
+  return value;
+}
+
+int usage(const char* program, const std::string& problem) {
+  if (!problem.empty()) {
+    std::cerr << "predict: error: " << problem << "\n";
+  }
+  std::cerr << "usage: " << program << " MODEL IMAGE OUT_IMAGE [--conf X]\n"
+            << "  MODEL      a model exported by pysalient (.ts TorchScript or .pt2 AOTInductor)\n"
+            << "  IMAGE      the image to segment (any format OpenCV reads)\n"
+            << "  OUT_IMAGE  where to write the image with masks and boxes drawn\n"
+            << "  --conf X   minimum score of a returned instance, in [0, 1] (default: the model's)\n";
+  return 2;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (argc != 4) {
-    std::cerr << "usage: " << argv[0] << " MODEL IMAGE OUT_IMAGE\n"
-              << "  MODEL      a model exported by pysalient (.ts TorchScript or .pt2 AOTInductor)\n"
-              << "  IMAGE      the image to segment (any format OpenCV reads)\n"
-              << "  OUT_IMAGE  where to write the image with masks and boxes drawn\n";
-    return 2;
+  std::vector<std::string> positional;
+  std::optional<double> conf;
+  for (int i = 1; i < argc; ++i) {
+    const std::string argument = argv[i];
+    if (argument == "--conf" || argument.rfind("--conf=", 0) == 0) {
+      if (argument == "--conf" && i + 1 >= argc) {
+        return usage(argv[0], "--conf needs a value");
+      }
+      const std::string value = argument == "--conf" ? argv[++i] : argument.substr(7);
+      conf = parse_conf(value);
+      if (!conf) {
+        return usage(argv[0], "--conf must be a number in [0, 1], got '" + value + "'");
+      }
+    } else if (argument.size() > 1 && argument[0] == '-' && argument[1] == '-') {
+      return usage(argv[0], "unknown option " + argument);
+    } else {
+      positional.push_back(argument);
+    }
   }
-  const std::string model_path = argv[1], image_path = argv[2], out_path = argv[3];
+  if (positional.size() != 3) {
+    return usage(argv[0], "");
+  }
+  const std::string model_path = positional[0], image_path = positional[1], out_path = positional[2];
   try {
     pysalient::Predictor predictor(model_path);
     // IMREAD_COLOR gives 8-bit BGR with 3 channels whatever the file holds (grey, alpha, 16-bit).
@@ -94,7 +138,7 @@ int main(int argc, char** argv) {
       throw std::runtime_error("cannot read the image " + image_path + " (missing file or unknown format)");
     }
     const cv::Mat packed = image.isContinuous() ? image : image.clone();
-    const pysalient::Detections detections = predictor.predict(packed.data, packed.rows, packed.cols);
+    const pysalient::Detections detections = predictor.predict(packed.data, packed.rows, packed.cols, conf);
     const cv::Mat overlay = draw_overlay(packed, detections, predictor.metadata().class_names);
     if (!cv::imwrite(out_path, overlay)) {
       throw std::runtime_error("cannot write the image " + out_path + " (unknown extension or unwritable folder)");

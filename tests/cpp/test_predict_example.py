@@ -14,7 +14,8 @@ import numpy as np
 import pytest
 import torch
 
-from tests.cpp.helpers import FORMATS, IMGSZ, MAX_DET, run
+import pysalient
+from tests.cpp.helpers import FORMATS, IMGSZ, MAX_DET, run, separating_conf
 
 
 def needed_libraries(binary: Path) -> List[str]:
@@ -26,8 +27,8 @@ def needed_libraries(binary: Path) -> List[str]:
     return [line.split("[", 1)[1].rstrip("]") for line in output.splitlines() if "(NEEDED)" in line]
 
 
-def run_example(binary: Path, model: Path, image: Path, out_image: Path) -> List[Dict]:
-    result = run([binary, model, image, out_image], timeout=300)
+def run_example(binary: Path, model: Path, image: Path, out_image: Path, *options: str) -> List[Dict]:
+    result = run([binary, model, image, out_image, *options], timeout=300)
     assert result.returncode == 0, result.stderr
     document = json.loads(result.stdout)
     assert list(document) == ["detections"]
@@ -75,6 +76,72 @@ def test_example_matches_python(
         covered = expected.masks.any(dim=0).numpy()
         changed = np.any(overlay != image, axis=2)
         assert changed[covered].mean() > 0.9  # masks are blended in everywhere they cover
+
+
+def assert_same_detections(detections: List[Dict], expected, label: str) -> None:
+    """The example's JSON detections are those of a Python Result: same count, boxes, labels and areas, scores
+    within 1e-5."""
+    assert len(detections) == len(expected), label
+    assert torch.equal(torch.tensor([item["box"] for item in detections]).reshape(-1, 4), expected.boxes), label
+    assert [item["label"] for item in detections] == expected.labels.tolist(), label
+    scores = torch.tensor([item["score"] for item in detections], dtype=torch.float32)
+    torch.testing.assert_close(scores, expected.scores, atol=1e-5, rtol=0)
+    assert [item["area"] for item in detections] == expected.masks.flatten(1).sum(1).tolist(), label
+
+
+@pytest.mark.parametrize("export_format", list(FORMATS))
+def test_example_conf_matches_python(
+    example_binary: Path,
+    exported_models: Dict[str, Path],
+    test_model,
+    test_images: List[Path],
+    export_format: str,
+    tmp_path: Path,
+) -> None:
+    model = exported_models[export_format]
+    exported = pysalient.load(str(model))
+    out_path = tmp_path / "overlay.png"
+    # Without --conf the model's default applies: the metadata's "conf", Python's default.
+    assert exported.default_conf == exported.metadata["conf"]
+    default = run_example(example_binary, model, test_images[0], out_path)
+    assert (
+        run_example(example_binary, model, test_images[0], out_path, "--conf", repr(exported.default_conf)) == default
+    )
+    for index, image_path in enumerate(test_images):
+        image = cv2.imread(str(image_path), cv2.IMREAD_COLOR)
+        (at_default,) = test_model.predict(image, imgsz=IMGSZ, max_det=MAX_DET)
+        conf = separating_conf(at_default.scores.tolist())
+        assert conf > exported.default_conf
+        option = ["--conf", repr(conf)] if index % 2 == 0 else [f"--conf={conf!r}"]
+        detections = run_example(example_binary, model, image_path, out_path, *option)
+        assert 0 < len(detections) < len(at_default), image_path.name
+        (eager,) = test_model.predict(image, conf=conf, imgsz=IMGSZ, max_det=MAX_DET)
+        assert_same_detections(detections, eager, f"eager {image_path.name} conf={conf}")
+        (python,) = exported.predict(image, conf=conf)
+        assert_same_detections(detections, python, f"ExportedModel {image_path.name} conf={conf}")
+
+
+def test_example_rejects_bad_conf(
+    example_binary: Path, exported_models: Dict[str, Path], test_images: List[Path], tmp_path: Path
+) -> None:
+    arguments = [exported_models["torchscript"], test_images[0], tmp_path / "out.png"]
+    for options in (
+        ["--conf", "1.5"],
+        ["--conf", "nan"],
+        ["--conf", "-0.1"],
+        ["--conf", "abc"],
+        ["--conf=0.5x"],
+        ["--conf="],
+        ["--conf"],
+        ["--threshold", "0.5"],
+    ):
+        result = run([example_binary, *arguments, *options], timeout=60)
+        assert result.returncode == 2 and result.stdout == "", (options, result.stderr)
+        assert "usage:" in result.stderr and "[--conf X]" in result.stderr, (options, result.stderr)
+        problem = result.stderr.splitlines()[0]
+        assert problem.startswith("predict: error: "), (options, problem)
+        assert ("--conf" in problem) if options[0].startswith("--conf") else ("--threshold" in problem), problem
+    assert not (tmp_path / "out.png").exists()
 
 
 def make_invalid_models(folder: Path, test_model) -> Dict[str, Path]:
