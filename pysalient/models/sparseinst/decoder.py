@@ -15,14 +15,13 @@ Names follow the official ``BaseIAMDecoder`` / ``GroupIAMDecoder`` / ``GroupIAMS
 
 from __future__ import annotations
 
-import math
 from typing import Dict, Tuple
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from pysalient.models.sparseinst.encoder import c2_msra_fill, c2_xavier_fill
+from pysalient.layers.weight_init import c2_msra_fill, c2_xavier_fill, prior_probability_bias
 
 PRIOR_PROB = 0.01  # focal-loss prior (Lin et al., ICCV'17): initial sigmoid output of class logits and IAMs
 
@@ -92,7 +91,7 @@ class InstanceBranch(nn.Module):
         self.cls_score = nn.Linear(expand_dim, num_classes)
         self.mask_kernel = nn.Linear(expand_dim, kernel_dim)
         self.objectness = nn.Linear(expand_dim, 1)  # keeps PyTorch's default init, as official
-        bias = -math.log((1 - PRIOR_PROB) / PRIOR_PROB)
+        bias = prior_probability_bias(PRIOR_PROB)
         for module in (self.iam_conv, self.cls_score):
             nn.init.normal_(module.weight, std=0.01)
             nn.init.constant_(module.bias, bias)

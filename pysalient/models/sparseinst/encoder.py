@@ -13,19 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-
-def c2_xavier_fill(module: nn.Conv2d | nn.Linear) -> None:
-    """Caffe2's Xavier fill as fvcore's ``c2_xavier_fill``: uniform, gain for a=1, zero bias."""
-    nn.init.kaiming_uniform_(module.weight, a=1)
-    if module.bias is not None:
-        nn.init.zeros_(module.bias)
-
-
-def c2_msra_fill(module: nn.Conv2d | nn.Linear) -> None:
-    """Caffe2's MSRA fill as fvcore's ``c2_msra_fill``: normal, fan-out, ReLU gain, zero bias."""
-    nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
-    if module.bias is not None:
-        nn.init.zeros_(module.bias)
+from pysalient.layers.weight_init import c2_msra_fill, c2_xavier_fill
 
 
 class PyramidPoolingModule(nn.Module):

@@ -27,10 +27,10 @@ from dataclasses import dataclass
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
-import torch.distributed as dist
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from pysalient.losses import dice_loss, mean_over_workers, sigmoid_focal_loss
 from pysalient.models.sparseinst.matcher import Matches, SparseInstMatcher, resize_target_masks
 
 IOU_PRED_THRESHOLD = 0.4  # official compute_mask_iou: sigmoid(pred) >= 0.4 counts as foreground
@@ -117,7 +117,7 @@ class SparseInstCriterion(nn.Module):
             )
         matches = self.matcher.match(outputs["pred_logits"], pred_masks, labels, target_masks)
         counts = [int(image_labels.shape[0]) for image_labels in labels]
-        num_instances = _num_instances(sum(counts), device)
+        num_instances = mean_over_workers(sum(counts), device)
         batch_index, pred_index, target_index = _matched_indices(matches, counts, device)
         matched_labels = torch.cat(labels)[target_index] if labels else target_index
         losses = {
@@ -141,7 +141,7 @@ class SparseInstCriterion(nn.Module):
             pred_logits: [B, N, C] class logits.
             batch_index, pred_index: [M] image and query of each matched prediction.
             matched_labels: [M] class of the target each one is matched to.
-            num_instances: normaliser (see :func:`_num_instances`).
+            num_instances: normaliser (see :func:`pysalient.losses.mean_over_workers`).
         """
         logits = pred_logits.float()  # DEVIATION: float32 under mixed precision
         one_hot = torch.zeros_like(logits)
@@ -178,37 +178,13 @@ class SparseInstCriterion(nn.Module):
             return mask_zero, mask_zero.clone(), pred_scores.float().sum() * 0.0
         masks = pred_masks[batch_index, pred_index].flatten(1).float()  # [M, h*w]
         targets = target_masks[target_index].flatten(1)
-        probabilities = masks.sigmoid()
-        numerator = 2 * (probabilities * targets).sum(-1)
-        denominator = (probabilities * probabilities).sum(-1) + (targets * targets).sum(-1)
-        dice = (1 - numerator / (denominator + DICE_EPS)).sum() / num_instances
+        dice = dice_loss(masks, targets, DICE_EPS).sum() / num_instances
         pixel = F.binary_cross_entropy_with_logits(masks, targets, reduction="mean")
         with torch.no_grad():
             ious = mask_iou(masks, targets)
         scores = pred_scores[batch_index, pred_index, 0].float()
         objectness = F.binary_cross_entropy_with_logits(scores, ious, reduction="mean")
         return dice, pixel, objectness
-
-
-def sigmoid_focal_loss(logits: Tensor, targets: Tensor, alpha: float = 0.25, gamma: float = 2.0) -> Tensor:
-    """Summed sigmoid focal loss (Lin et al., ICCV'17, Eq. 5), the fvcore/torchvision formula.
-
-    Args:
-        logits: [...] logits.
-        targets: [...] same shape, 0/1 (or soft) targets.
-        alpha: weight of positives (1 - alpha for negatives); a negative value disables it.
-        gamma: focusing exponent.
-
-    Returns:
-        Scalar sum over all elements.
-    """
-    probabilities = logits.sigmoid()
-    cross_entropy = F.binary_cross_entropy_with_logits(logits, targets, reduction="none")
-    p_t = probabilities * targets + (1 - probabilities) * (1 - targets)
-    loss = cross_entropy * (1 - p_t) ** gamma
-    if alpha >= 0:
-        loss = loss * (alpha * targets + (1 - alpha) * (1 - targets))
-    return loss.sum()
 
 
 def mask_iou(mask_logits: Tensor, targets: Tensor) -> Tensor:
@@ -226,15 +202,6 @@ def mask_iou(mask_logits: Tensor, targets: Tensor) -> Tensor:
     intersection = (predicted * target).sum(-1)
     union = predicted.sum(-1) + target.sum(-1) - intersection
     return intersection / (union + IOU_EPS)
-
-
-def _num_instances(total: int, device: torch.device) -> float:
-    """max(total instances, 1), averaged over distributed workers as the official code (all_reduce / world)."""
-    if dist.is_available() and dist.is_initialized():
-        count = torch.tensor([float(total)], device=device)
-        dist.all_reduce(count)
-        return max(count.item() / dist.get_world_size(), 1.0)
-    return max(float(total), 1.0)
 
 
 def _matched_indices(matches: Matches, counts: List[int], device: torch.device) -> Tuple[Tensor, Tensor, Tensor]:

@@ -8,8 +8,8 @@ from typing import Dict, List, Tuple
 import pytest
 import torch
 
+from pysalient.losses import normalizer as normalizer_module
 from pysalient.models.sparseinst import build_sparseinst
-from pysalient.models.sparseinst import loss as loss_module
 from pysalient.models.sparseinst.loss import SparseInstCriterion, SparseInstLossConfig
 from tests.models.sparseinst.fixtures import preset_config
 
@@ -127,10 +127,10 @@ def test_normalisation_averages_instances_over_workers(monkeypatch: pytest.Monke
     criterion = SparseInstCriterion(num_classes=2, config=SparseInstLossConfig(class_weight=1.0))
     single = criterion(outputs, targets)
     # Simulate a second worker holding 9 instances: (3 + 9) / 2 = 6 instances per worker instead of 3.
-    monkeypatch.setattr(loss_module.dist, "is_available", lambda: True)
-    monkeypatch.setattr(loss_module.dist, "is_initialized", lambda: True)
-    monkeypatch.setattr(loss_module.dist, "get_world_size", lambda: 2)
-    monkeypatch.setattr(loss_module.dist, "all_reduce", lambda tensor: tensor.add_(9.0))
+    monkeypatch.setattr(normalizer_module.dist, "is_available", lambda: True)
+    monkeypatch.setattr(normalizer_module.dist, "is_initialized", lambda: True)
+    monkeypatch.setattr(normalizer_module.dist, "get_world_size", lambda: 2)
+    monkeypatch.setattr(normalizer_module.dist, "all_reduce", lambda tensor: tensor.add_(9.0))
     shared = criterion(outputs, targets)
     assert shared["loss_ce"].item() == pytest.approx(single["loss_ce"].item() * 3 / 6, rel=1e-6)
     assert shared["loss_dice"].item() == pytest.approx(single["loss_dice"].item() * 3 / 6, rel=1e-6)
