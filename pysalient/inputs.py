@@ -8,11 +8,13 @@ Three callers share it, so they cannot drift apart:
 - training collation (:func:`pysalient.data.collate.collate`) normalises already-resized samples with
   :meth:`Preprocessor.normalize` and pads them with :func:`pad_and_batch`.
 
-Resize modes: ``"shortest_edge"`` is detectron2's ``ResizeShortestEdge`` (shortest side to ``min_size``, longest
-capped at ``max_size``, sides rounded with ``int(x + 0.5)``); ``"fixed"`` resizes every image to ``min_size`` x
-``min_size`` without keeping the aspect ratio (S4Net). Pixels come from the native ``resize_image`` op, Pillow's
-uint8 bilinear resize bit for bit (the official pipelines' resize; other bilinear resizers differ by +-1 on a few
-percent of the pixels, enough to flip mask pixels).
+Resize modes: ``"shortest_edge"`` is detectron2's ``ResizeShortestEdge`` (shortest side to ``min_size``, longest capped
+at ``max_size``, sides rounded with ``int(x + 0.5)``); ``"shortest_edge_legacy"`` is maskrcnn-benchmark's ``Resize``
+(RDPNet, FCOS: a capped short side rounded half to even, the long side truncated, no resize when the short side already
+has the size; :func:`pysalient.utils.resize.legacy_resized_hw`); ``"fixed"`` resizes every image to ``min_size`` x
+``min_size`` without keeping the aspect ratio (S4Net). Pixels come from the native ``resize_image`` op, Pillow's uint8
+bilinear resize bit for bit (the official pipelines' resize; other bilinear resizers differ by +-1 on a few percent of
+the pixels, enough to flip mask pixels).
 """
 
 from __future__ import annotations
@@ -26,10 +28,17 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from pysalient import ops
-from pysalient.utils.resize import fixed_hw, rational_resized_hw, resized_hw, tensor_resized_hw
+from pysalient.utils.resize import (
+    fixed_hw,
+    legacy_resized_hw,
+    rational_resized_hw,
+    resized_hw,
+    symbolic_legacy_resized_hw,
+    tensor_resized_hw,
+)
 
 CHANNEL_ORDERS = ("RGB", "BGR")
-RESIZE_MODES = ("shortest_edge", "fixed")
+RESIZE_MODES = ("shortest_edge", "shortest_edge_legacy", "fixed")
 
 
 @dataclass(frozen=True)
@@ -40,9 +49,9 @@ class InputSpec:
         channel_order: ``"RGB"`` or ``"BGR"``, the order the network expects (images arrive BGR, OpenCV's).
         pixel_mean: per channel in ``channel_order``, 0-255 range.
         pixel_std: per channel in ``channel_order``, 0-255 range.
-        resize: ``"shortest_edge"`` or ``"fixed"``.
+        resize: ``"shortest_edge"``, ``"shortest_edge_legacy"`` or ``"fixed"``.
         min_size: shortest side after the resize (``"fixed"``: both sides).
-        max_size: cap of the longest side (``"shortest_edge"`` only).
+        max_size: cap of the longest side (the shortest-edge modes only).
         size_divisibility: padded height and width are multiples of it.
     """
 
@@ -79,6 +88,8 @@ class InputSpec:
         """The size an image of ``height`` x ``width`` is resized to (before padding)."""
         if self.resize == "fixed":
             return fixed_hw(height, width, self.min_size)
+        if self.resize == "shortest_edge_legacy":
+            return legacy_resized_hw(height, width, self.min_size, self.max_size)
         return resized_hw(height, width, self.min_size, self.max_size)
 
     def padded_hw(self, height: int, width: int) -> Tuple[int, int]:
@@ -90,9 +101,11 @@ class InputSpec:
 class Preprocessor(nn.Module):
     """One uint8 BGR image -> the normalised, zero-padded network input; scriptable and ``torch.export``-able.
 
-    Steps: resize (:class:`InputSpec` rule, Pillow-identical pixels), BGR -> the network's channel order,
-    ``(x - mean) / std`` in float32, zero padding at the bottom and right to a multiple of ``size_divisibility``
-    (after normalisation, as detectron2's ``ImageList``: padded pixels are 0, i.e. the mean colour).
+    Steps: resize (:class:`InputSpec` rule, Pillow-identical pixels), BGR -> the network's channel order, ``(x -
+    mean) / std`` in float32 (the mean cast to float32 first; maskrcnn-benchmark's ``to_bgr255`` round trip
+    ``float32(u8) / 255 * 255`` gives back every integer exactly, so a plain cast equals it), zero padding at the
+    bottom and right to a multiple of ``size_divisibility`` (after normalisation, as detectron2's ``ImageList``:
+    padded pixels are 0, i.e. the mean colour).
 
     Args:
         spec: the input description.
@@ -105,6 +118,7 @@ class Preprocessor(nn.Module):
         self.max_size = int(spec.max_size)
         self.size_divisibility = int(spec.size_divisibility)
         self.fixed = spec.resize == "fixed"
+        self.legacy = spec.resize == "shortest_edge_legacy"
         self.to_rgb = spec.channel_order == "RGB"
         # Buffers, so that moving the (scripted) module moves them too.
         self.register_buffer("pixel_mean", torch.tensor(spec.pixel_mean, dtype=torch.float32).reshape(3, 1, 1))
@@ -140,13 +154,21 @@ class Preprocessor(nn.Module):
             return self.min_size, self.min_size, padded, padded
         if torch.jit.is_scripting():
             # The eager rule itself, compiled into the graph: TorchScript keeps Python's float64 arithmetic.
-            out_h, out_w = resized_hw(height, width, self.min_size, self.max_size)
+            if self.legacy:
+                out_h, out_w = legacy_resized_hw(height, width, self.min_size, self.max_size)
+            else:
+                out_h, out_w = resized_hw(height, width, self.min_size, self.max_size)
             return out_h, out_w, -(-out_h // divisor) * divisor, -(-out_w // divisor) * divisor
         return self._sizes_outside_script(height, width)
 
     @torch.jit.unused
     def _sizes_outside_script(self, height: Any, width: Any) -> Tuple[int, int, int, int]:
         divisor = self.size_divisibility
+        if self.legacy:
+            # Integer arithmetic only: exact, and symbolic (not data-dependent) under torch.export.
+            rule = legacy_resized_hw if not torch.compiler.is_compiling() else symbolic_legacy_resized_hw
+            out_h, out_w = rule(height, width, self.min_size, self.max_size)
+            return out_h, out_w, (out_h + divisor - 1) // divisor * divisor, (out_w + divisor - 1) // divisor * divisor
         if not torch.compiler.is_compiling():
             out_h, out_w = resized_hw(height, width, self.min_size, self.max_size)
             return out_h, out_w, -(-out_h // divisor) * divisor, -(-out_w // divisor) * divisor

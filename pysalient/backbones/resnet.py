@@ -2,8 +2,10 @@
 
 ``stem.conv1.weight``, ``stem.conv1.norm.{weight,bias,running_mean,running_var}``, ``res2.0.conv1.weight``,
 ``res2.0.shortcut.weight``, ... so official detectron2-format checkpoints (SparseInst, RDPNet, ...) load without
-renaming. Bottleneck blocks put the stride in the 3x3 convolution (``STRIDE_IN_1X1=False``), convolutions have
-no bias, and the stem is a 7x7 stride-2 convolution followed by a 3x3 stride-2 max-pool (He et al., CVPR'16).
+renaming (maskrcnn-benchmark checkpoints, e.g. RDPNet's, convert by a key table). Bottleneck blocks put the stride in
+the 3x3 convolution by default (``STRIDE_IN_1X1=False``; ``stride_in_1x1=True`` is the MSRA layout of the Caffe2
+weights that maskrcnn-benchmark and RDPNet use), convolutions have no bias, and the stem is a 7x7 stride-2
+convolution followed by a 3x3 stride-2 max-pool (He et al., CVPR'16).
 """
 
 from __future__ import annotations
@@ -37,6 +39,10 @@ class ResNetConfig:
         out_features: which of ``res2``..``res5`` forward returns.
         stem_out_channels: width of the stem.
         width_per_group: bottleneck width of res2 (doubles every stage).
+        stride_in_1x1: bottlenecks stride in their first 1x1 convolution (MSRA / maskrcnn-benchmark) instead of
+            the 3x3 one (detectron2's default, torchvision's ResNet v1.5). Basic blocks ignore it.
+        frozen_bn_eps: epsilon of every FrozenBN layer (detectron2 1e-5; maskrcnn-benchmark's FrozenBN has none:
+            0.0).
     """
 
     depth: int = 50
@@ -45,6 +51,8 @@ class ResNetConfig:
     out_features: List[str] = field(default_factory=lambda: ["res3", "res4", "res5"])
     stem_out_channels: int = 64
     width_per_group: int = 64
+    stride_in_1x1: bool = False
+    frozen_bn_eps: float = 1e-5
 
 
 class BasicStem(nn.Module):
@@ -81,15 +89,24 @@ class BasicBlock(nn.Module):
 class BottleneckBlock(nn.Module):
     """1x1 reduce, 3x3 (carrying the stride), 1x1 expand, with an identity or projection shortcut."""
 
-    def __init__(self, in_channels: int, out_channels: int, bottleneck_channels: int, stride: int, norm: str) -> None:
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        bottleneck_channels: int,
+        stride: int,
+        norm: str,
+        stride_in_1x1: bool = False,
+    ) -> None:
         super().__init__()
         self.shortcut = (
             ConvNorm(in_channels, out_channels, 1, stride=stride, norm=norm)
             if in_channels != out_channels or stride != 1
             else None
         )
-        self.conv1 = ConvNorm(in_channels, bottleneck_channels, 1, norm=norm)
-        self.conv2 = ConvNorm(bottleneck_channels, bottleneck_channels, 3, stride=stride, padding=1, norm=norm)
+        stride_1x1, stride_3x3 = (stride, 1) if stride_in_1x1 else (1, stride)
+        self.conv1 = ConvNorm(in_channels, bottleneck_channels, 1, stride=stride_1x1, norm=norm)
+        self.conv2 = ConvNorm(bottleneck_channels, bottleneck_channels, 3, stride=stride_3x3, padding=1, norm=norm)
         self.conv3 = ConvNorm(bottleneck_channels, out_channels, 1, norm=norm)
 
     def forward(self, x: Tensor) -> Tensor:
@@ -138,7 +155,11 @@ class ResNet(nn.Module):
             for block_index in range(num_blocks):
                 stride = first_stride if block_index == 0 else 1
                 if bottleneck:
-                    blocks.append(BottleneckBlock(in_channels, out_channels, stage_width, stride, config.norm))
+                    blocks.append(
+                        BottleneckBlock(
+                            in_channels, out_channels, stage_width, stride, config.norm, config.stride_in_1x1
+                        )
+                    )
                 else:
                     blocks.append(BasicBlock(in_channels, out_channels, stride, config.norm))
                 in_channels = out_channels
@@ -149,6 +170,7 @@ class ResNet(nn.Module):
         self.out_channels = {name: self.out_channels[name] for name in self.out_features}
         self.out_strides = {name: self.out_strides[name] for name in self.out_features}
         self._initialize()
+        self._set_frozen_bn_eps()
         self.freeze(config.freeze_at)
 
     def _initialize(self) -> None:
@@ -158,6 +180,11 @@ class ResNet(nn.Module):
                 nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
                 if module.bias is not None:
                     nn.init.zeros_(module.bias)
+
+    def _set_frozen_bn_eps(self) -> None:
+        for module in self.modules():
+            if isinstance(module, FrozenBatchNorm2d):
+                module.eps = float(self.config.frozen_bn_eps)
 
     def freeze(self, freeze_at: int) -> None:
         """Freezes the stem (``freeze_at >= 1``) and res2..res{freeze_at} (``freeze_at >= 2``).
@@ -170,6 +197,7 @@ class ResNet(nn.Module):
         for name in frozen:
             module = FrozenBatchNorm2d.convert_frozen_batchnorm(getattr(self, name))
             self.add_module(name, module)
+            self._set_frozen_bn_eps()
             for parameter in module.parameters():
                 parameter.requires_grad_(False)
 

@@ -17,7 +17,9 @@ class FrozenBatchNorm2d(nn.Module):
 
     Args:
         num_features: number of channels C of the [B, C, H, W] input.
-        eps: added to the variance, 1e-5 as in detectron2.
+        eps: added to the variance, 1e-5 as in detectron2. ``eps=0`` is maskrcnn-benchmark's FrozenBN, which has
+            no epsilon (``weight * running_var.rsqrt()``; adding 0.0 leaves the variance bit for bit unchanged), as
+            RDPNet's official backbone uses.
     """
 
     def __init__(self, num_features: int, eps: float = 1e-5) -> None:

@@ -1,0 +1,187 @@
+"""Typed, JSON-able configuration of the RDPNet family and its named presets.
+
+Field defaults are the official ISOD configuration (yuhuan-wu/RDPNet ``configs/rdpnet/r50-isod-te.yaml`` on the
+maskrcnn-benchmark/FCOS defaults): ResNet-50 with FrozenBN without epsilon and ``STRIDE_IN_1X1``, FPN P3-P7 of 256
+channels (P6 from P5, P7 from ReLU(P6)), RDP, FCOS head of 128 channels, multi-level RoIAlign mask decoder of 128
+channels; BGR input minus the Caffe2 mean with std 1, maskrcnn-benchmark's resize to 320 (longest side 480), padding
+to 32; FCOS test thresholds 0.05 / top 1000 per level / NMS 0.6 / 100 detections, masks pasted at 0.5.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Dict, List, Tuple
+
+from pysalient.inputs import InputSpec
+from pysalient.models.family import DEFAULT_CONF, FamilyConfig, InferenceSpec
+from pysalient.models.registry import register_model
+
+BACKBONE_NAMES = ("resnet18", "resnet34", "resnet50", "resnet101")
+CAFFE2_MEAN_BGR = (102.9801, 115.9465, 122.7717)
+
+
+@dataclass(frozen=True)
+class RDPNetConfig(FamilyConfig):
+    """Architecture, input and inference hyper-parameters of :class:`~pysalient.models.rdpnet.model.RDPNet`.
+
+    Attributes:
+        num_classes: 1 = class-agnostic salient instances, 80 = COCO.
+        backbone: ``resnet18/34/50/101``.
+        backbone_norm: ``"FrozenBN"`` (pretrained, official) or ``"BN"`` (training from scratch).
+        backbone_freeze_at: ResNet stages frozen (official ``FREEZE_CONV_BODY_AT: 2``: stem and res2).
+        backbone_width_multiplier: scales the stem and every ResNet stage (0.5: a quarter of the parameters).
+        stride_in_1x1: bottlenecks stride in the 1x1 convolution (the MSRA/Caffe2 weights of the official code).
+        frozen_bn_eps: FrozenBN epsilon (maskrcnn-benchmark's has none: 0.0).
+        fpn_channels: width of the FPN and RDP levels (256).
+        head_channels: width of the FCOS towers (official: half the FPN width, 128).
+        head_convs: convolutions per FCOS tower (4).
+        head_num_scales: learnable FCOS scales (the official code creates 6 and uses 5).
+        mask_channels: width of the mask decoder (128).
+        norm_groups: GroupNorm groups of the head and the mask decoder (32).
+        prior_prob: initial class probability of the FCOS logits (0.01).
+        pixel_mean, pixel_std: normalisation in ``input_format`` order, 0-255 range.
+        input_format: channel order the network expects (``"BGR"``, official).
+        min_size_test, max_size_test: test-time resize (maskrcnn-benchmark rule, ``"shortest_edge_legacy"``).
+        size_divisibility: padded inputs are multiples of this.
+        candidate_threshold: FCOS ``INFERENCE_TH``: class probabilities strictly above it are candidates (with the
+            at-least-one-per-level fallback); ``conf`` applies to the final score.
+        pre_nms_top_n: candidates per level (1000).
+        nms_threshold: NMS IoU (0.6 ISOD; the SOC configs use 0.8).
+        max_det: detections per image (100, kept with the official kthvalue rule).
+        score_threshold: default minimum final score of a returned instance (``predict``'s ``conf``).
+        mask_threshold: the Masker threshold (0.5, strict).
+    """
+
+    num_classes: int = 1
+    backbone: str = "resnet50"
+    backbone_norm: str = "FrozenBN"
+    backbone_freeze_at: int = 2
+    backbone_width_multiplier: float = 1.0
+    stride_in_1x1: bool = True
+    frozen_bn_eps: float = 0.0
+    fpn_channels: int = 256
+    head_channels: int = 128
+    head_convs: int = 4
+    head_num_scales: int = 6
+    mask_channels: int = 128
+    norm_groups: int = 32
+    prior_prob: float = 0.01
+    pixel_mean: Tuple[float, float, float] = CAFFE2_MEAN_BGR
+    pixel_std: Tuple[float, float, float] = (1.0, 1.0, 1.0)
+    input_format: str = "BGR"
+    min_size_test: int = 320
+    max_size_test: int = 480
+    size_divisibility: int = 32
+    candidate_threshold: float = 0.05
+    pre_nms_top_n: int = 1000
+    nms_threshold: float = 0.6
+    max_det: int = 100
+    score_threshold: float = DEFAULT_CONF
+    mask_threshold: float = 0.5
+
+    def validate(self) -> List[str]:
+        """Every problem of the config (the base class raises them as one ValueError)."""
+        problems = super().validate()
+        if self.backbone not in BACKBONE_NAMES:
+            problems.append(f"backbone must be one of {BACKBONE_NAMES}, got {self.backbone!r}")
+        if self.backbone_norm not in ("FrozenBN", "BN", "GN"):
+            problems.append(f"backbone_norm must be 'FrozenBN', 'BN' or 'GN', got {self.backbone_norm!r}")
+        if not 0 <= self.backbone_freeze_at <= 5:
+            problems.append(f"backbone_freeze_at must lie in [0, 5], got {self.backbone_freeze_at}")
+        if self.backbone_width_multiplier <= 0:
+            problems.append(f"backbone_width_multiplier must be positive, got {self.backbone_width_multiplier}")
+        if self.frozen_bn_eps < 0:
+            problems.append(f"frozen_bn_eps must be >= 0, got {self.frozen_bn_eps}")
+        for name in ("fpn_channels", "head_channels", "mask_channels"):
+            value = getattr(self, name)
+            if value < 1 or value % self.norm_groups:
+                problems.append(f"{name} ({value}) must be a positive multiple of norm_groups ({self.norm_groups})")
+        if self.head_convs < 1 or self.head_num_scales < 5:
+            problems.append(
+                f"need head_convs >= 1 and head_num_scales >= 5, got {self.head_convs}, {self.head_num_scales}"
+            )
+        if not 0 < self.prior_prob < 1:
+            problems.append(f"prior_prob must lie in (0, 1), got {self.prior_prob}")
+        if self.input_format not in ("RGB", "BGR"):
+            problems.append(f"input_format must be 'RGB' or 'BGR', got {self.input_format!r}")
+        if self.min_size_test < 1 or self.max_size_test < self.min_size_test or self.size_divisibility < 1:
+            problems.append("need 1 <= min_size_test <= max_size_test and size_divisibility >= 1")
+        if self.size_divisibility % 32:
+            problems.append(f"size_divisibility must be a multiple of 32 (stride of P5), got {self.size_divisibility}")
+        if not 0 <= self.candidate_threshold < 1:
+            problems.append(f"candidate_threshold must lie in [0, 1), got {self.candidate_threshold}")
+        if self.pre_nms_top_n < 1:
+            problems.append(f"pre_nms_top_n must be >= 1, got {self.pre_nms_top_n}")
+        try:
+            self.input_spec()
+            self.inference_spec()
+        except ValueError as error:
+            problems.append(str(error))
+        return problems
+
+    def input_spec(self) -> InputSpec:
+        """Official test-time input: BGR minus the Caffe2 mean (std 1), maskrcnn-benchmark's resize
+        (``"shortest_edge_legacy"``) to ``min_size_test`` capped at ``max_size_test``, padding to 32."""
+        return InputSpec(
+            channel_order=self.input_format,
+            pixel_mean=tuple(self.pixel_mean),
+            pixel_std=tuple(self.pixel_std),
+            resize="shortest_edge_legacy",
+            min_size=self.min_size_test,
+            max_size=self.max_size_test,
+            size_divisibility=self.size_divisibility,
+        )
+
+    def inference_spec(self) -> InferenceSpec:
+        """The final score threshold, the Masker threshold, the FCOS NMS IoU and the detection cap."""
+        return InferenceSpec(
+            score_threshold=self.score_threshold,
+            mask_threshold=self.mask_threshold,
+            nms_threshold=self.nms_threshold,
+            max_det=self.max_det,
+        )
+
+    def backbone_kwargs(self) -> Dict[str, Any]:
+        """Keyword arguments of :func:`pysalient.backbones.build_backbone` for this config."""
+        kwargs: Dict[str, Any] = {
+            "norm": self.backbone_norm,
+            "freeze_at": self.backbone_freeze_at,
+            "stride_in_1x1": self.stride_in_1x1,
+            "frozen_bn_eps": self.frozen_bn_eps,
+            "out_features": ["res3", "res4", "res5"],
+        }
+        if self.backbone_width_multiplier != 1.0:
+            width = max(8, int(round(64 * self.backbone_width_multiplier)))
+            kwargs.update(stem_out_channels=width, width_per_group=width)
+        return kwargs
+
+
+@register_model("rdpnet_r50", family="rdpnet")
+def rdpnet_r50(num_classes: int = 1, **changes: Any) -> RDPNetConfig:
+    """ResNet-50 (FrozenBN) + FPN P3-P7 + RDP + FCOS + multi-level RoIAlign decoder: the official r50-isod."""
+    return RDPNetConfig(num_classes=num_classes, **changes)
+
+
+@register_model("rdpnet_r18_light", family="rdpnet", default=True)
+def rdpnet_r18_light(num_classes: int = 1, **changes: Any) -> RDPNetConfig:
+    """Half-width ResNet-18 (BN) with a 128-channel pyramid, 64-channel head and decoder: trains on a CPU.
+
+    Not an official architecture: every RDPNet component is kept (RDP, FCOS with 2 convolutions per tower, the
+    five-level RoIAlign decoder), at widths a CPU can train from scratch (trainable BatchNorm, nothing frozen).
+    Test size 224 capped at 448, for the 256-pixel SynthSIS images.
+    """
+    defaults: Dict[str, Any] = {
+        "backbone": "resnet18",
+        "backbone_norm": "BN",
+        "backbone_freeze_at": 0,
+        "backbone_width_multiplier": 0.5,
+        "frozen_bn_eps": 1e-5,
+        "fpn_channels": 128,
+        "head_channels": 64,
+        "head_convs": 2,
+        "mask_channels": 64,
+        "min_size_test": 224,
+        "max_size_test": 448,
+    }
+    defaults.update(changes)
+    return RDPNetConfig(num_classes=num_classes, **defaults)
