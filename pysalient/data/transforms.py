@@ -19,7 +19,7 @@ import torch
 
 from pysalient import ops
 from pysalient.data.sample import Sample, boxes_from_masks, takes_rng
-from pysalient.utils.resize import resized_hw
+from pysalient.utils.resize import fixed_hw, resized_hw
 
 CROP_TYPES = ("relative", "relative_range", "absolute", "absolute_range")
 
@@ -62,7 +62,7 @@ class Compose(Transform):
 class ResizeShortestEdge(Transform):
     """Resizes so the shortest side is a chosen length and the longest at most ``max_size``.
 
-    Output sizes follow detectron2's rule (:func:`~pysalient.models.sparseinst.preprocess.resized_hw`), images
+    Output sizes follow detectron2's rule (:func:`pysalient.utils.resize.resized_hw`), images
     are resized by the Pillow-identical ``resize_image`` op and masks by centre-aligned nearest neighbour
     (Pillow's NEAREST, OpenCV's INTER_NEAREST_EXACT). With one short edge this is exactly the SparseInst
     test-time resize.
@@ -110,6 +110,33 @@ class ResizeShortestEdge(Transform):
     def __repr__(self) -> str:
         style = self.sample_style
         return f"ResizeShortestEdge(short_edges={self.short_edges}, max_size={self.max_size}, sample_style={style!r})"
+
+
+class ResizeFixed(Transform):
+    """Resizes every image to ``size`` x ``size`` without keeping the aspect ratio (S4Net trains and tests so).
+
+    Pixels by the Pillow-identical ``resize_image`` op (the test-time resize of :class:`pysalient.inputs.Preprocessor`
+    in ``"fixed"`` mode), masks by centre-aligned nearest neighbour, boxes recomputed from the masks.
+
+    Args:
+        size: output height and width.
+    """
+
+    def __init__(self, size: int) -> None:
+        if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < 1:
+            raise ValueError(f"size must be a positive integer, got {size!r}")
+        self.size = int(size)
+
+    def __call__(self, sample: Sample, rng: Optional[np.random.Generator] = None) -> Sample:
+        height, width = sample["image"].shape[:2]
+        out_h, out_w = fixed_hw(height, width, self.size)
+        if (out_h, out_w) == (height, width):
+            return dict(sample)
+        image = ops.resize_image(torch.from_numpy(np.ascontiguousarray(sample["image"])), out_h, out_w).numpy()
+        return _replace_pixels(sample, image, resize_masks_nearest(sample["masks"], out_h, out_w))
+
+    def __repr__(self) -> str:
+        return f"ResizeFixed(size={self.size})"
 
 
 class RandomFlip(Transform):

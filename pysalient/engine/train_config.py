@@ -1,11 +1,10 @@
 """The training configuration: one typed dataclass, filled from a YAML/JSON file and ``key=value`` overrides.
 
-The defaults are the official SparseInst recipe (hustvl/SparseInst ``Base-SparseInst.yaml`` on top of the
-detectron2 solver defaults): AdamW, learning rate 5e-5, weight decay 0.05, default betas, a linear warm-up of
-1000 iterations from 1/1000 of the rate, x0.1 decays at 210k and 250k of 270k iterations (kept here as the
-fractions 7/9 and 25/27 of the run, so they scale with any run length), no gradient clipping, multi-scale
-training on the shortest sides 416-640 (scaled to the model's test size) with the longest side capped at 853,
-horizontal flips. The config is saved as a dict inside every training checkpoint.
+The optimisation and data settings default to None, meaning "the family's published recipe"
+(:class:`pysalient.models.family.TrainRecipe`, e.g. SparseInst's AdamW 5e-5 with multi-scale 416-640 training, or
+RDPNet's SGD with a constant warm-up): :meth:`TrainConfig.resolved` fills them in once the model is known, and the
+resolved config is what a run saves (``config.json``, the ``train_config`` of its checkpoints), so a resumed run
+continues with exactly those values. The config is saved as a dict inside every training checkpoint.
 """
 
 from __future__ import annotations
@@ -17,10 +16,31 @@ from dataclasses import dataclass, field
 from typing import Any, Dict, Mapping, Optional, Sequence, Tuple, Union
 
 from pysalient.engine.config_file import parse_scalar, read_config_file
+from pysalient.models.family import TrainRecipe
 
-OFFICIAL_TRAIN_SIZES = (416, 448, 480, 512, 544, 576, 608, 640)  # INPUT.MIN_SIZE_TRAIN, for MIN_SIZE_TEST 640
-OFFICIAL_TEST_SIZE = 640
-OFFICIAL_LR_STEPS = (210000 / 270000, 250000 / 270000)  # SOLVER.STEPS / SOLVER.MAX_ITER
+# The settings a family's TrainRecipe provides when the TrainConfig leaves them None.
+RECIPE_FIELDS = (
+    "optimizer",
+    "lr",
+    "momentum",
+    "betas",
+    "weight_decay",
+    "weight_decay_bias",
+    "weight_decay_norm",
+    "bias_lr_factor",
+    "warmup",
+    "warmup_iters",
+    "warmup_factor",
+    "schedule",
+    "lr_steps",
+    "gamma",
+    "max_size",
+    "batch",
+    "epochs",
+    "flip",
+    "clip_grad",
+    "amp",
+)
 
 
 @dataclass(frozen=True)
@@ -36,24 +56,33 @@ class TrainConfig:
         val: COCO json validated during and after training; None skips validation.
         image_root, val_image_root: image folders of ``data`` / ``val`` (the dataset's default layout if None).
         class_agnostic: train every category as the single class "salient".
-        epochs: passes over the training set (ignored when ``max_iter`` is set).
+        Every field marked "(recipe)" defaults to None: the family's :class:`~pysalient.models.family.TrainRecipe`.
+
+        epochs: passes over the training set, ignored when ``max_iter`` is set (recipe).
         max_iter: total iterations (optimizer steps).
         batch: images per iteration over ALL processes (detectron2's ``IMS_PER_BATCH``); each of the K
-            distributed processes takes ``batch / K``.
+            distributed processes takes ``batch / K`` (recipe).
         workers: data-loading processes per training process (0 loads in the main process).
-        lr: base learning rate of AdamW.
-        weight_decay: AdamW decoupled weight decay (normalisation-layer parameters get none).
-        betas: AdamW betas.
-        warmup_iters: iterations of the linear warm-up (capped at a tenth of the run so short runs train).
-        warmup_factor: learning-rate factor at iteration 0 of the warm-up.
-        lr_steps: fractions of the run after which the learning rate is multiplied by ``gamma``.
-        gamma: decay factor of each step.
-        clip_grad: max L2 norm of all gradients together; None disables clipping (as official).
-        amp: float16 mixed precision with loss scaling; applies on CUDA only (CPU training stays float32).
-        train_sizes: shortest sides sampled per image; empty means the official multi-scale set scaled to the
-            model's test size (416-640 for 640, 208-320 for 320).
-        max_size: cap of the longest side after resizing.
-        flip: random horizontal flips.
+        optimizer: ``"sgd"`` or ``"adamw"`` (recipe).
+        lr: base learning rate (recipe).
+        momentum: SGD momentum (recipe).
+        betas: AdamW betas (recipe).
+        weight_decay: decay of weights (recipe).
+        weight_decay_bias: decay of biases; None in the recipe means ``weight_decay`` (recipe).
+        weight_decay_norm: decay of normalisation-layer parameters (recipe).
+        bias_lr_factor: learning-rate factor of biases (recipe).
+        warmup: ``"linear"`` or ``"constant"`` warm-up (recipe).
+        warmup_iters: warm-up length (capped at a tenth of the run so short runs train) (recipe).
+        warmup_factor: learning-rate factor at the start of (linear) or during (constant) the warm-up (recipe).
+        schedule: ``"step"`` or ``"cosine"`` (recipe).
+        lr_steps: fractions of the run after which a step schedule multiplies the rate by ``gamma`` (recipe).
+        gamma: decay factor of each step (recipe).
+        clip_grad: max L2 norm of all gradients together; 0 disables clipping (recipe).
+        amp: float16 mixed precision with loss scaling; applies on CUDA only (CPU training stays float32) (recipe).
+        train_sizes: shortest sides sampled per image; None means the recipe's sizes scaled from its reference
+            test size to the model's (SparseInst: 416-640 for 640, 208-320 for 320). Fixed-size families ignore it.
+        max_size: cap of the longest side after resizing (recipe).
+        flip: random horizontal flips (recipe).
         eval_period: iterations between validations (0: once per epoch); also validates at the end.
         checkpoint_period: iterations between ``last.pth`` saves (0: once per epoch); also saved at the end.
         log_period: iterations between ``metrics.jsonl`` records and (off a terminal) progress lines.
@@ -74,22 +103,29 @@ class TrainConfig:
     image_root: Optional[str] = None
     val_image_root: Optional[str] = None
     class_agnostic: bool = False
-    epochs: int = 36
+    epochs: Optional[int] = None
     max_iter: Optional[int] = None
-    batch: int = 8
+    batch: Optional[int] = None
     workers: int = 2
-    lr: float = 5e-5
-    weight_decay: float = 0.05
-    betas: Tuple[float, float] = (0.9, 0.999)
-    warmup_iters: int = 1000
-    warmup_factor: float = 0.001
-    lr_steps: Tuple[float, ...] = OFFICIAL_LR_STEPS
-    gamma: float = 0.1
+    optimizer: Optional[str] = None
+    lr: Optional[float] = None
+    momentum: Optional[float] = None
+    betas: Optional[Tuple[float, float]] = None
+    weight_decay: Optional[float] = None
+    weight_decay_bias: Optional[float] = None
+    weight_decay_norm: Optional[float] = None
+    bias_lr_factor: Optional[float] = None
+    warmup: Optional[str] = None
+    warmup_iters: Optional[int] = None
+    warmup_factor: Optional[float] = None
+    schedule: Optional[str] = None
+    lr_steps: Optional[Tuple[float, ...]] = None
+    gamma: Optional[float] = None
     clip_grad: Optional[float] = None
-    amp: bool = True
-    train_sizes: Tuple[int, ...] = ()
-    max_size: int = 853
-    flip: bool = True
+    amp: Optional[bool] = None
+    train_sizes: Optional[Tuple[int, ...]] = None
+    max_size: Optional[int] = None
+    flip: Optional[bool] = None
     eval_period: int = 0
     checkpoint_period: int = 0
     log_period: int = 20
@@ -105,22 +141,29 @@ class TrainConfig:
         for item in dataclasses.fields(self):
             object.__setattr__(self, item.name, _coerce(getattr(self, item.name), hints[item.name], item.name))
         problems = []
-        positive = ("batch", "epochs", "lr", "max_size", "log_period")
-        problems += [f"{key} must be > 0, got {getattr(self, key)}" for key in positive if getattr(self, key) <= 0]
-        non_negative = ("workers", "weight_decay", "warmup_iters", "eval_period", "checkpoint_period")
-        problems += [f"{key} must be >= 0, got {getattr(self, key)}" for key in non_negative if getattr(self, key) < 0]
+        given = {key: getattr(self, key) for key in field_names() if getattr(self, key) is not None}
+        positive = ("batch", "epochs", "lr", "max_size", "log_period", "bias_lr_factor")
+        problems += [f"{key} must be > 0, got {given[key]}" for key in positive if key in given and given[key] <= 0]
+        non_negative = ("workers", "weight_decay", "weight_decay_bias", "weight_decay_norm", "warmup_iters")
+        non_negative += ("eval_period", "checkpoint_period", "clip_grad", "momentum")
+        problems += [f"{key} must be >= 0, got {given[key]}" for key in non_negative if key in given and given[key] < 0]
         if self.max_iter is not None and self.max_iter < 1:
             problems.append(f"max_iter must be >= 1 (or None to use epochs), got {self.max_iter}")
-        if not 0 < self.warmup_factor <= 1 or not 0 < self.gamma <= 1:
-            problems.append(f"warmup_factor and gamma must lie in (0, 1], got {self.warmup_factor}, {self.gamma}")
-        if any(not 0 < step <= 1 for step in self.lr_steps) or list(self.lr_steps) != sorted(self.lr_steps):
-            problems.append(f"lr_steps must be increasing fractions of the run in (0, 1], got {self.lr_steps}")
-        if any(not 0 <= beta < 1 for beta in self.betas):
+        for key in ("warmup_factor", "gamma"):
+            if key in given and not 0 < given[key] <= 1:
+                problems.append(f"{key} must lie in (0, 1], got {given[key]}")
+        steps = given.get("lr_steps", ())
+        if any(not 0 < step <= 1 for step in steps) or list(steps) != sorted(steps):
+            problems.append(f"lr_steps must be increasing fractions of the run in (0, 1], got {steps}")
+        if any(not 0 <= beta < 1 for beta in given.get("betas", ())):
             problems.append(f"betas must lie in [0, 1), got {self.betas}")
-        if self.clip_grad is not None and self.clip_grad <= 0:
-            problems.append(f"clip_grad must be > 0 or None, got {self.clip_grad}")
-        if any(size < 1 for size in self.train_sizes):
+        if any(size < 1 for size in given.get("train_sizes", ())):
             problems.append(f"train_sizes must be positive, got {self.train_sizes}")
+        for key, choices in (("optimizer", ("sgd", "adamw")), ("warmup", ("linear", "constant"))):
+            if key in given and given[key] not in choices:
+                problems.append(f"{key} must be one of {choices}, got {given[key]!r}")
+        if "schedule" in given and given["schedule"] not in ("step", "cosine"):
+            problems.append(f"schedule must be one of ('step', 'cosine'), got {given['schedule']!r}")
         if problems:
             raise ValueError("invalid TrainConfig: " + "; ".join(problems))
 
@@ -140,11 +183,37 @@ class TrainConfig:
         """Inverse of :meth:`to_dict`; unknown keys raise a ValueError naming them."""
         return cls().replace(**dict(data))
 
-    def resolved_train_sizes(self, test_size: int) -> Tuple[int, ...]:
-        """``train_sizes``, or the official multi-scale set scaled from test size 640 to ``test_size``."""
-        if self.train_sizes:
-            return self.train_sizes
-        return tuple(int(size * test_size / OFFICIAL_TEST_SIZE + 0.5) for size in OFFICIAL_TRAIN_SIZES)
+    def resolved(self, recipe: TrainRecipe, test_size: int) -> TrainConfig:
+        """This config with every unset (None) recipe field taken from ``recipe``; explicit values win.
+
+        Args:
+            recipe: the family's training recipe.
+            test_size: the model's test size; unset ``train_sizes`` are the recipe's scaled from its
+                ``reference_test_size`` to it (the recipe's sizes as they are when it has no reference, and the
+                test size itself when the recipe has none).
+        """
+        changes: Dict[str, Any] = {key: getattr(recipe, key) for key in RECIPE_FIELDS if getattr(self, key) is None}
+        if changes.get("clip_grad", 0) is None:
+            changes["clip_grad"] = 0.0  # the recipe's "no clipping"
+        if "weight_decay_bias" in changes and changes["weight_decay_bias"] is None:
+            changes["weight_decay_bias"] = changes.get("weight_decay", self.weight_decay)  # detectron2's default
+        if self.train_sizes is None:
+            changes["train_sizes"] = scaled_train_sizes(recipe, test_size)
+        return self.replace(**changes) if changes else self
+
+    @property
+    def is_resolved(self) -> bool:
+        """Whether every recipe field has a value (what the trainer and a saved run need)."""
+        return all(getattr(self, key) is not None for key in (*RECIPE_FIELDS, "train_sizes"))
+
+
+def scaled_train_sizes(recipe: TrainRecipe, test_size: int) -> Tuple[int, ...]:
+    """The recipe's training sizes for a model tested at ``test_size`` (SparseInst's 416-640 at 640 -> 208-320)."""
+    if not recipe.train_sizes:
+        return (int(test_size),)
+    if recipe.reference_test_size <= 0:
+        return tuple(recipe.train_sizes)
+    return tuple(int(size * test_size / recipe.reference_test_size + 0.5) for size in recipe.train_sizes)
 
 
 def field_names() -> Tuple[str, ...]:
@@ -191,6 +260,10 @@ def _parse_override(key: str, text: str) -> Any:
             return None
         quoted = len(stripped) >= 2 and stripped[0] == stripped[-1] and stripped[0] in "'\""
         return stripped[1:-1] if quoted else stripped
+    if typing.get_origin(hint) is Union:  # Optional[X]: parse as X ("none" / "null" give None)
+        if text.strip().lower() in ("none", "null"):
+            return None
+        hint = next(argument for argument in typing.get_args(hint) if argument is not type(None))
     if typing.get_origin(hint) is tuple and not text.strip().startswith(("[", "(")):
         return parse_scalar(f"[{text}]")  # train_sizes=256,288 as well as train_sizes=[256,288]
     return parse_scalar(text)

@@ -11,7 +11,7 @@ import random
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping, Optional, Sequence, Tuple
+from typing import Any, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -24,6 +24,8 @@ from pysalient.engine.hub import resolve_weights
 from pysalient.engine.model import SalientModel
 from pysalient.engine.run_files import latest_run_checkpoint, new_run_dir
 from pysalient.engine.train_config import TrainConfig
+from pysalient.inputs import InputSpec
+from pysalient.models.family import FamilyConfig
 from pysalient.models.registry import FamilySpec, get_family, get_model_entry
 
 # Settings a resumed run may change: they do not alter what is computed, only where and how it is reported
@@ -49,15 +51,15 @@ class NetworkSetup:
 
     Attributes:
         network: the ``nn.Module`` (trained in place).
-        family: its family's hooks.
-        arch: the family's architecture config.
+        family: its family's contract.
+        config: the family's model config.
         name: registry entry name (saved in checkpoints).
         class_names: class index -> name.
     """
 
     network: nn.Module
     family: FamilySpec
-    arch: Any
+    config: FamilyConfig
     name: str
     class_names: Tuple[str, ...]
 
@@ -163,11 +165,11 @@ def build_network(
     """
     if checkpoint is not None:
         family = get_family(checkpoint["family"])
-        arch = family.config_from_dict(checkpoint["config"])
-        if model is not None and model.config.to_dict() != arch.to_dict():
+        model_config = family.config_from_dict(checkpoint["config"])
+        if model is not None and model.config.to_dict() != model_config.to_dict():
             raise ValueError("the checkpoint being resumed has another architecture than this model")
-        network = model.network if model is not None else family.build(arch)
-        setup = NetworkSetup(network, family, arch, checkpoint["name"], tuple(checkpoint["class_names"]))
+        network = model.network if model is not None else family.build(model_config)
+        setup = NetworkSetup(network, family, model_config, checkpoint["name"], tuple(checkpoint["class_names"]))
     elif model is not None:
         setup = NetworkSetup(model.network, model.family, model.config, model.name, tuple(model.names.values()))
     elif Path(config.model).suffix in (".pt", ".pth", ".ckpt"):
@@ -182,13 +184,13 @@ def build_network(
             raise ValueError("num_classes comes from the training set (or class_agnostic=True), not model_config")
         entry = get_model_entry(config.model)
         family = get_family(entry.family)
-        arch = entry.make_config(num_classes=len(class_names), **config.model_config)
-        network = family.build(arch)
+        model_config = entry.make_config(num_classes=len(class_names), **config.model_config)
+        network = family.build(model_config)
         if config.weights:
             weights = read_checkpoint(resolve_weights(config.weights))
             family.load_weights(network, weights["state_dict"] if is_pysalient_checkpoint(weights) else weights, True)
-        setup = NetworkSetup(network, family, arch, entry.name, tuple(class_names))
-    classes = int(setup.arch.num_classes)
+        setup = NetworkSetup(network, family, model_config, entry.name, tuple(class_names))
+    classes = int(setup.config.num_classes)
     if classes != len(class_names):
         raise ValueError(
             f"the model predicts {classes} classes but the training set has {len(class_names)} "
@@ -197,37 +199,55 @@ def build_network(
     return dataclasses.replace(setup, class_names=tuple(class_names))
 
 
-def model_test_size(config: TrainConfig, model: Optional[SalientModel], checkpoint: Optional[Mapping[str, Any]]) -> int:
-    """The test-time shortest side of the model to train (the multi-scale training sizes are scaled to it)."""
+def model_family_and_input(
+    config: TrainConfig, model: Optional[SalientModel], checkpoint: Optional[Mapping[str, Any]]
+) -> Tuple[FamilySpec, InputSpec]:
+    """The family and the input spec of the model to train, known before the data is (the recipe and the training
+    resize depend on them): from the checkpoint being resumed, ``model``, a checkpoint file or a registry entry."""
     if checkpoint is not None:
-        return int(checkpoint["config"]["min_size_test"])
+        family = get_family(checkpoint["family"])
+        return family, family.config_from_dict(checkpoint["config"]).input_spec()
     if model is not None:
-        return int(model.config.min_size_test)
+        return model.family, model.config.input_spec()
     if Path(config.model).suffix in (".pt", ".pth", ".ckpt"):
-        return int(read_checkpoint(config.model)["config"]["min_size_test"])
-    return int(get_model_entry(config.model).make_config(**config.model_config).min_size_test)
+        saved = read_checkpoint(config.model)
+        if not is_pysalient_checkpoint(saved):
+            raise ValueError(f"model={config.model!r} is not a pysalient checkpoint (official weights: weights=...)")
+        family = get_family(saved["family"])
+        return family, family.config_from_dict(saved["config"]).input_spec()
+    if "num_classes" in config.model_config:
+        raise ValueError("num_classes comes from the training set (or class_agnostic=True), not model_config")
+    entry = get_model_entry(config.model)
+    return get_family(entry.family), entry.make_config(**config.model_config).input_spec()
 
 
-def build_train_data(config: TrainConfig, test_size: int, world_size: int) -> Tuple[Any, Any]:
-    """The training dataset (with the multi-scale resize and flips) and its loader for this process.
+def build_train_data(config: TrainConfig, input_spec: InputSpec, world_size: int) -> Tuple[Any, Any]:
+    """The training dataset (the recipe's resize, then flips) and its loader for this process.
 
     Args:
-        config: data paths, batch (over all processes), workers, sizes, flips.
-        test_size: the model's test shortest side (see :meth:`TrainConfig.resolved_train_sizes`).
+        config: a resolved config (:meth:`TrainConfig.resolved`): data paths, batch (over all processes), workers,
+            sizes, flips.
+        input_spec: the model's input; ``"shortest_edge"`` families train multi-scale on ``config.train_sizes``
+            capped at ``config.max_size``, ``"fixed"`` ones at their own size (aspect ratio not kept).
         world_size: number of processes; each loads ``config.batch / world_size`` images per iteration.
 
     Returns:
         ``(dataset, loader)``.
     """
     from pysalient.data import CocoInstanceDataset, build_loader
-    from pysalient.data.transforms import Compose, RandomFlip, ResizeShortestEdge
+    from pysalient.data.transforms import Compose, RandomFlip, ResizeFixed, ResizeShortestEdge
 
     if not config.data:
         raise ValueError("no training data: set data=<COCO instances json>")
     if config.batch % world_size:
         raise ValueError(f"batch={config.batch} must be divisible by the number of processes ({world_size})")
     per_process = config.batch // world_size
-    steps = [ResizeShortestEdge(config.resolved_train_sizes(test_size), config.max_size, sample_style="choice")]
+    if not config.is_resolved:
+        raise ValueError("build_train_data needs a resolved TrainConfig (TrainConfig.resolved(recipe, test_size))")
+    if input_spec.resize == "fixed":
+        steps: List[Any] = [ResizeFixed(input_spec.min_size)]
+    else:
+        steps = [ResizeShortestEdge(config.train_sizes, config.max_size, sample_style="choice")]
     if config.flip:
         steps.append(RandomFlip())
     dataset = CocoInstanceDataset(

@@ -26,6 +26,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Union
 import torch
 from torch.nn.parallel import DistributedDataParallel
 
+from pysalient.data.collate import collate
 from pysalient.engine import distributed as dist_utils
 from pysalient.engine.checkpoint import atomic_torch_save, model_checkpoint
 from pysalient.engine.distributed import DistributedContext, setup_distributed
@@ -39,7 +40,7 @@ from pysalient.engine.train_setup import (
     build_network,
     build_train_data,
     describe_run,
-    model_test_size,
+    model_family_and_input,
     resolve_run,
     seed_everything,
 )
@@ -76,7 +77,9 @@ def train_from_cli(args: Union[Sequence[str], argparse.Namespace]) -> Path:
 
 
 class Trainer:
-    """Trains a network of any registered family with its ``build_criterion`` and ``prepare_batch`` hooks.
+    """Trains a network of any registered family through the family contract: :func:`pysalient.data.collate.collate`
+    with the family's input spec, ``network(images, targets)`` (target-dependent sampling happens inside the forward,
+    hence inside DDP), the family's criterion, and the family's ``TrainRecipe`` for every setting left unset.
 
     Args:
         config: the run's settings (a resumed run continues with the saved ones, see ``merged_resume_config``).
@@ -138,13 +141,13 @@ class Trainer:
     def _setup(self, context: DistributedContext) -> None:
         self.context = context
         config, self.run_dir, checkpoint_path, checkpoint = resolve_run(self.requested, context)
+        family, self.input_spec = model_family_and_input(config, self.model, checkpoint)
+        config = config.resolved(family.train_recipe, self.input_spec.min_size)
         self.config = config
         seed_everything(config.seed)
-        self.dataset, loader = build_train_data(
-            config, model_test_size(config, self.model, checkpoint), context.world_size
-        )
+        self.dataset, loader = build_train_data(config, self.input_spec, context.world_size)
         setup = build_network(config, self.model, checkpoint, tuple(self.dataset.class_names))
-        self.network, self.family, self.arch = setup.network, setup.family, setup.arch
+        self.network, self.family, self.model_config = setup.network, setup.family, setup.config
         self.name, self.class_names = setup.name, setup.class_names
         seed_everything(config.seed + context.rank)  # each process draws its own augmentations
         self.order = DataOrder(loader)
@@ -155,11 +158,28 @@ class Trainer:
         if context.distributed:
             device_ids = [context.device.index] if context.device.type == "cuda" else None
             self.trained_module = DistributedDataParallel(self.network, device_ids=device_ids)
-        self.criterion = self.family.build_criterion(self.arch).to(context.device)
-        self.optimizer = build_optimizer(self.network, config.lr, config.weight_decay, config.betas)
+        self.criterion = self.family.build_criterion(self.model_config).to(context.device)
+        self.optimizer = build_optimizer(
+            self.network,
+            config.optimizer,
+            config.lr,
+            config.weight_decay,
+            momentum=config.momentum,
+            betas=config.betas,
+            weight_decay_bias=config.weight_decay_bias,
+            weight_decay_norm=config.weight_decay_norm,
+            bias_lr_factor=config.bias_lr_factor,
+        )
         self.warmup = warmup_iterations(config.warmup_iters, self.total_iterations)
         self.scheduler = build_scheduler(
-            self.optimizer, self.total_iterations, self.warmup, config.warmup_factor, config.lr_steps, config.gamma
+            self.optimizer,
+            self.total_iterations,
+            self.warmup,
+            config.warmup_factor,
+            config.lr_steps,
+            config.gamma,
+            warmup_kind=config.warmup,
+            schedule=config.schedule,
         )
         self.amp = bool(config.amp and context.device.type == "cuda")
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp)
@@ -234,9 +254,9 @@ class Trainer:
 
     def _step(self, samples: Any) -> Dict[str, float]:
         """One optimizer step on a batch; returns the loss values."""
-        images, targets = self.family.prepare_batch(samples, self.arch, self.context.device)
+        images, targets = collate(samples, self.input_spec, self.model_config.num_classes, self.context.device)
         with torch.autocast(self.context.device.type, dtype=torch.float16, enabled=self.amp):
-            outputs = self.trained_module(images)
+            outputs = self.trained_module(images, targets)
         losses = self.criterion(outputs, targets)  # the criterion computes in float32 whatever the outputs' dtype
         total = sum(losses.values())
         values = dict(zip(losses, torch.stack([value.detach().float() for value in losses.values()]).tolist()))
@@ -244,7 +264,7 @@ class Trainer:
             raise FloatingPointError(f"non-finite loss at iteration {self.iteration + 1}: {values}")
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(total).backward()
-        if self.config.clip_grad is not None:
+        if self.config.clip_grad:
             self.scaler.unscale_(self.optimizer)  # clip the true gradients, not the loss-scaled ones
             torch.nn.utils.clip_grad_norm_(self.network.parameters(), self.config.clip_grad)
         self.scaler.step(self.optimizer)
@@ -287,7 +307,7 @@ class Trainer:
             from pysalient.engine.evaluator import evaluate_model, format_metrics
 
             self.network.eval()
-            predictor = SalientModel(self.network, self.family, self.arch, self.class_names, self.name)
+            predictor = SalientModel(self.network, self.family, self.model_config, self.class_names, self.name)
             per_process = max(self.config.batch // self.context.world_size, 1)
             metrics = evaluate_model(predictor, self.config.val, self.config.val_image_root, batch=per_process)
             self.network.train()
@@ -305,7 +325,9 @@ class Trainer:
         orders = dist_utils.gather_objects(self.order.state_dict(), self.context)
         if not self.context.is_main:
             return None
-        payload = model_checkpoint(self.network, self.family.name, self.name, self.arch.to_dict(), self.class_names)
+        payload = model_checkpoint(
+            self.network, self.family.name, self.name, self.model_config.to_dict(), self.class_names
+        )
         payload.update(
             train_config=self.config.to_dict(),
             iteration=self.iteration,
@@ -340,7 +362,9 @@ class Trainer:
             self._progress.close()
         if self.context.is_main:
             assert self.run_dir is not None
-            final = model_checkpoint(self.network, self.family.name, self.name, self.arch.to_dict(), self.class_names)
+            final = model_checkpoint(
+                self.network, self.family.name, self.name, self.model_config.to_dict(), self.class_names
+            )
             final["state_dict"] = {  # float32 whatever precision the network was handed over in
                 key: value.float() if value.is_floating_point() else value for key, value in final["state_dict"].items()
             }
@@ -358,10 +382,15 @@ class Trainer:
     @property
     def schedule_text(self) -> str:
         """The iteration plan and learning-rate schedule, for the start-of-run summary."""
-        steps = [round(step * self.total_iterations) for step in self.config.lr_steps]
+        config = self.config
+        if config.schedule == "cosine":
+            decay = "cosine decay"
+        else:
+            decay = f"x{config.gamma:g} at {[round(step * self.total_iterations) for step in config.lr_steps]}"
+        optimizer = "SGD" if config.optimizer == "sgd" else "AdamW"
         return (
-            f"{self.iterations_per_epoch} iterations/epoch, {self.total_iterations} iterations; AdamW lr "
-            f"{self.config.lr:g}, warm-up {self.warmup}, x{self.config.gamma:g} at {steps}; "
+            f"{self.iterations_per_epoch} iterations/epoch, {self.total_iterations} iterations; {optimizer} lr "
+            f"{config.lr:g}, {config.warmup} warm-up {self.warmup} (x{config.warmup_factor:g}), {decay}; "
             f"AMP {'on' if self.amp else 'off'}; run dir {self.run_dir}"
         )
 

@@ -1,4 +1,4 @@
-"""Transforms: resize equals the SparseInst test-time pipeline, flips and crops move masks and boxes exactly."""
+"""Transforms: resizes equal the test-time input pipeline, flips and crops move masks and boxes exactly."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ import torch
 from pysalient import ops
 from pysalient.data import Compose, RandomCrop, RandomFlip, ResizeShortestEdge, boxes_from_masks
 from pysalient.data.sample import make_sample
-from pysalient.data.transforms import resize_masks_nearest
-from pysalient.models.sparseinst.config import SparseInstConfig
-from pysalient.models.sparseinst.preprocess import preprocess_image, resized_hw
+from pysalient.data.transforms import ResizeFixed, resize_masks_nearest
+from pysalient.inputs import InputSpec, Preprocessor
+from pysalient.utils.resize import resized_hw
 
 
 def _sample(height: int = 60, width: int = 80) -> dict:
@@ -27,8 +27,9 @@ def _sample(height: int = 60, width: int = 80) -> dict:
     return make_sample(image, masks, np.array([0, 1, 2, 0]), 5, "x.png")
 
 
-def test_single_size_resize_is_the_sparseinst_test_resize() -> None:
-    config = SparseInstConfig()
+def test_single_size_resize_is_the_test_time_resize() -> None:
+    spec = InputSpec(min_size=320, max_size=853, size_divisibility=1)
+    preprocessor = Preprocessor(spec)
     for height, width in ((60, 80), (97, 61)):
         sample = _sample(height, width)
         out = ResizeShortestEdge(320, 853)(sample)
@@ -36,14 +37,32 @@ def test_single_size_resize_is_the_sparseinst_test_resize() -> None:
         assert out["image"].shape == (*expected_hw, 3) and out["masks"].shape == (4, *expected_hw)
         expected = ops.resize_image(torch.from_numpy(sample["image"]), *expected_hw).numpy()
         assert np.array_equal(out["image"], expected)
-        normalised, hw = preprocess_image(sample["image"][:, :, ::-1].copy(), config, 320, 853)
-        mean = torch.tensor(config.pixel_mean).reshape(3, 1, 1)
-        std = torch.tensor(config.pixel_std).reshape(3, 1, 1)
+        normalised, hw = preprocessor(torch.from_numpy(sample["image"]))  # eager predict's pipeline (BGR in)
+        mean = torch.tensor(spec.pixel_mean).reshape(3, 1, 1)
+        std = torch.tensor(spec.pixel_std).reshape(3, 1, 1)
         mine = (torch.from_numpy(out["image"][:, :, ::-1].copy()).permute(2, 0, 1).float() - mean) / std
-        assert hw == expected_hw and torch.equal(normalised, mine)
+        assert tuple(hw) == expected_hw and torch.equal(normalised, mine)
+        assert torch.equal(preprocessor.normalize(torch.from_numpy(out["image"])), mine)  # what collate does
         assert np.array_equal(out["boxes"], boxes_from_masks(out["masks"]))
     # The cap on the longest side applies.
     assert ResizeShortestEdge(320, 400)(_sample(60, 200))["image"].shape == (120, 400, 3)
+
+
+def test_fixed_resize_ignores_the_aspect_ratio_like_the_fixed_input_mode() -> None:
+    sample = _sample(60, 80)
+    out = ResizeFixed(32)(sample)
+    assert out["image"].shape == (32, 32, 3) and out["masks"].shape[1:] == (32, 32)
+    expected = ops.resize_image(torch.from_numpy(sample["image"]), 32, 32).numpy()
+    assert np.array_equal(out["image"], expected)
+    pixels, size = Preprocessor(InputSpec(resize="fixed", min_size=32, size_divisibility=1))(
+        torch.from_numpy(sample["image"])
+    )
+    assert size == [32, 32] and pixels.shape == (3, 32, 32)
+    assert np.array_equal(out["masks"], resize_masks_nearest(sample["masks"], 32, 32)[out["masks"].any((1, 2))])
+    assert np.array_equal(out["boxes"], boxes_from_masks(out["masks"]))
+    assert ResizeFixed(32)(out)["image"] is not None and repr(ResizeFixed(32)) == "ResizeFixed(size=32)"
+    with pytest.raises(ValueError, match="size must be a positive integer"):
+        ResizeFixed(0)
 
 
 def test_nearest_mask_resize_is_centre_aligned_and_empty_instances_drop() -> None:

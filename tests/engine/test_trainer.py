@@ -112,7 +112,11 @@ def test_run_directory_contents_and_validation(synth, tmp_path: Path) -> None:
         "results.csv",
         "weights.pth",
     ]
-    assert json.loads((run_dir / "config.json").read_text()) == config.to_dict()
+    # the run saves the resolved config: the requested values, the rest from the family's recipe
+    recipe = get_family("sparseinst").train_recipe
+    saved = json.loads((run_dir / "config.json").read_text())
+    test_size = sparseinst_mbv2_tiny(**SMALL_MODEL).input_spec().min_size
+    assert saved == config.resolved(recipe, test_size).to_dict() and saved["warmup_iters"] == recipe.warmup_iters
     rows = (run_dir / "results.csv").read_text().splitlines()
     assert rows[0].startswith("iteration,epoch,AP,AP50,AP70,AP75,") and [row[:2] for row in rows[1:]] == ["2,", "4,"]
     records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
@@ -122,7 +126,7 @@ def test_run_directory_contents_and_validation(synth, tmp_path: Path) -> None:
     for key in ("optimizer", "scheduler", "rng_states", "data_orders", "train_config", "state_dict", "class_names"):
         assert key in last
     assert last["iteration"] == 4 and last["format"] == "pysalient" and last["family"] == "sparseinst"
-    assert last["train_config"] == config.to_dict() and last["best_ap"] >= 0
+    assert last["train_config"] == saved and last["best_ap"] >= 0
     weights = read_checkpoint(run_dir / "weights.pth")
     assert "optimizer" not in weights and all(value.dtype != torch.float16 for value in weights["state_dict"].values())
     assert all(torch.equal(weights["state_dict"][key], value) for key, value in last["state_dict"].items())
@@ -165,3 +169,35 @@ def test_cli_adapter_and_errors(synth, tmp_path: Path) -> None:
         train(TrainConfig(resume=str(tmp_path / "cli" / "last.pth"), lr=0.5))
     with pytest.raises(FileNotFoundError, match="nothing.pth"):
         train(TrainConfig(resume=str(tmp_path / "nothing.pth")))
+
+
+def test_the_network_receives_the_targets_inside_its_forward(synth, tmp_path: Path) -> None:
+    # Families sample RoIs, windows or pixels from the targets inside network(images, targets), i.e. inside the DDP
+    # forward; the trainer must hand them over, in the padded frame of the collated batch.
+    arch = sparseinst_mbv2_tiny(**SMALL_MODEL)
+    network = get_family("sparseinst").build(arch)
+    seen: List[Dict[str, torch.Tensor]] = []
+
+    def record(module, args, kwargs):  # noqa: ANN001, ANN202
+        images, targets = args if len(args) == 2 else (args[0], kwargs.get("targets"))
+        assert targets is not None and len(targets) == images.shape[0]
+        for target in targets:
+            assert target["masks"].shape[-2:] == images.shape[-2:] and target["boxes"].shape[1:] == (4,)
+            assert target["labels"].dtype == torch.int64 and len(target["labels"]) == len(target["masks"])
+        seen.append(targets[0])
+
+    network.register_forward_pre_hook(record, with_kwargs=True)
+    model = SalientModel(network, get_family("sparseinst"), arch, ["thing"], "sparseinst_mbv2_tiny")
+    model.train(synth["train"], max_iter=2, batch=2, workers=0, project=str(tmp_path), train_sizes=(96,))
+    assert len(seen) == 2 and any(len(target["labels"]) > 0 for target in seen)
+
+
+def test_a_recipe_with_sgd_constant_warmup_and_cosine_decay_trains(synth, tmp_path: Path) -> None:
+    config = _config(synth, tmp_path, max_iter=4, optimizer="sgd", lr=1e-4, warmup="constant", warmup_iters=10)
+    config = config.replace(warmup_factor=0.5, schedule="cosine", weight_decay_bias=0.0, bias_lr_factor=2.0)
+    trainer = Trainer(config)
+    run_dir = trainer.train()
+    assert isinstance(trainer.optimizer, torch.optim.SGD) and (run_dir / "weights.pth").is_file()
+    groups = {group["name"]: group for group in trainer.optimizer.param_groups}
+    assert groups["biases"]["weight_decay"] == 0.0 and groups["biases"]["initial_lr"] == 2e-4
+    assert "SGD lr 0.0001, constant warm-up" in trainer.schedule_text and "cosine decay" in trainer.schedule_text

@@ -9,19 +9,29 @@ import pytest
 
 from pysalient.engine import config_file
 from pysalient.engine.config_file import parse_scalar, read_config_file
-from pysalient.engine.train_config import TrainConfig, field_names, load_train_config
+from pysalient.engine.train_config import RECIPE_FIELDS, TrainConfig, field_names, load_train_config
 from pysalient.engine.train_setup import merged_resume_config
+from pysalient.models import get_family
+from pysalient.models.family import TrainRecipe
 
 
-def test_defaults_are_the_official_recipe() -> None:
-    config = TrainConfig()
+def test_unset_fields_take_the_family_recipe_and_explicit_values_win() -> None:
+    recipe = get_family("sparseinst").train_recipe
+    assert all(getattr(TrainConfig(), key) is None for key in RECIPE_FIELDS)
+    config = TrainConfig().resolved(recipe, 640)
+    assert config.is_resolved and config.optimizer == "adamw"
     assert (config.lr, config.weight_decay, config.betas) == (5e-5, 0.05, (0.9, 0.999))
-    assert (config.warmup_iters, config.warmup_factor, config.gamma) == (1000, 0.001, 0.1)
+    assert (config.warmup, config.warmup_iters, config.warmup_factor, config.gamma) == ("linear", 1000, 0.001, 0.1)
     assert [round(step * 270000) for step in config.lr_steps] == [210000, 250000]
-    assert config.clip_grad is None and config.max_size == 853 and config.flip
-    assert config.resolved_train_sizes(640) == (416, 448, 480, 512, 544, 576, 608, 640)
-    assert config.resolved_train_sizes(320) == (208, 224, 240, 256, 272, 288, 304, 320)
-    assert TrainConfig(train_sizes=(300,)).resolved_train_sizes(640) == (300,)
+    assert config.clip_grad == 0 and config.max_size == 853 and config.flip and config.weight_decay_bias == 0.05
+    assert config.train_sizes == (416, 448, 480, 512, 544, 576, 608, 640)
+    assert TrainConfig().resolved(recipe, 320).train_sizes == (208, 224, 240, 256, 272, 288, 304, 320)
+    explicit = TrainConfig(train_sizes=(300,), lr=1e-3, optimizer="sgd", weight_decay=0.01).resolved(recipe, 640)
+    assert (explicit.train_sizes, explicit.lr, explicit.optimizer) == ((300,), 1e-3, "sgd")
+    assert explicit.weight_decay_bias == 0.01  # the recipe's "like the weights" follows the requested decay
+    assert explicit.resolved(recipe, 320) == explicit  # resolving twice changes nothing (resumed runs)
+    sgd = TrainRecipe(optimizer="sgd", lr=0.0025, warmup="constant", train_sizes=(320,), reference_test_size=320)
+    assert TrainConfig().resolved(sgd, 480).train_sizes == (480,) and TrainConfig().resolved(sgd, 480).lr == 0.0025
 
 
 def test_overrides_are_parsed_with_the_field_types() -> None:
@@ -61,9 +71,11 @@ def test_overrides_are_parsed_with_the_field_types() -> None:
         (["lr_steps=0.9,0.5"], "lr_steps must be increasing"),
         (["betas=0.9,0.99,0.999"], "betas must have 2 values"),
         (["amp=maybe"], "amp must be true or false"),
-        (["clip_grad=-1"], "clip_grad must be > 0"),
+        (["clip_grad=-1"], "clip_grad must be >= 0"),
+        (["optimizer=adam"], "optimizer must be one of"),
+        (["schedule=poly"], "schedule must be one of"),
         (["no equals sign"], "must look like key=value"),
-        (["warmup_factor=0"], "warmup_factor and gamma"),
+        (["warmup_factor=0"], r"warmup_factor must lie in \(0, 1\]"),
     ],
 )
 def test_bad_overrides_name_the_problem(overrides: list, message: str) -> None:

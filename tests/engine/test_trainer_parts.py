@@ -1,10 +1,11 @@
-"""The trainer's building blocks: optimizer groups, LR schedule, progress line, run files, data order, RNG,
-and the SparseInst ``prepare_batch`` hook."""
+"""The trainer's building blocks: optimizer groups, LR schedules, progress line, run files, data order, RNG,
+and the shared training collation (``pysalient.data.collate``)."""
 
 from __future__ import annotations
 
 import io
 import json
+import math
 import random
 from pathlib import Path
 
@@ -14,6 +15,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
+from pysalient.data.collate import collate
 from pysalient.engine.progress import ProgressPrinter, format_duration
 from pysalient.engine.run_files import RunLogs, latest_run_checkpoint, new_run_dir
 from pysalient.engine.solver import build_optimizer, build_scheduler, lr_factor, parameter_groups, warmup_iterations
@@ -36,22 +38,29 @@ class _Tiny(nn.Module):
         self.shared = self.conv  # the same parameters reachable twice
 
 
-def test_weight_decay_excludes_normalisation_layers_by_type() -> None:
-    model = _Tiny()
-    decay, no_decay = parameter_groups(model, 0.05)
+def group_names(model: nn.Module, groups: list) -> dict:
     names = {id(parameter): name for name, parameter in model.named_parameters()}
-    assert [names[id(p)] for p in decay["params"]] == [
-        "conv.weight",
-        "conv.bias",
-        "weird_name_norm.weight",
-        "weird_name_norm.bias",
-        "head.1.bias",
-    ]
-    assert sorted(names[id(p)] for p in no_decay["params"]) == sorted(
-        ["bn.weight", "bn.bias", "gn.weight", "gn.bias", "head.0.weight", "head.0.bias"]
-    )
-    assert (decay["weight_decay"], no_decay["weight_decay"]) == (0.05, 0.0)
-    optimizer = build_optimizer(model, 1e-3, 0.05, (0.8, 0.9))
+    return {group["name"]: [names[id(p)] for p in group["params"]] for group in groups}
+
+
+def test_parameter_groups_split_weights_biases_and_norm_layers_by_type() -> None:
+    model = _Tiny()
+    groups = parameter_groups(model, 1e-3, 0.05)
+    assert group_names(model, groups) == {
+        "weights": ["conv.weight", "weird_name_norm.weight"],
+        "biases": ["conv.bias", "weird_name_norm.bias", "head.1.bias"],
+        "norms": ["bn.weight", "bn.bias", "gn.weight", "gn.bias", "head.0.weight", "head.0.bias"],
+    }
+    # detectron2's defaults: biases decay like weights, norm layers do not, one learning rate
+    assert [(group["lr"], group["weight_decay"]) for group in groups] == [(1e-3, 0.05), (1e-3, 0.05), (1e-3, 0.0)]
+    # RDPNet / FCOS: biases at twice the rate and without decay
+    rdpnet = parameter_groups(model, 0.0025, 1e-4, weight_decay_bias=0.0, bias_lr_factor=2.0)
+    assert [(group["lr"], group["weight_decay"]) for group in rdpnet] == [(0.0025, 1e-4), (0.005, 0.0), (0.0025, 0.0)]
+
+
+def test_adamw_applies_decoupled_decay_to_weights_only_when_asked() -> None:
+    model = _Tiny()
+    optimizer = build_optimizer(model, "adamw", 1e-3, 0.05, betas=(0.8, 0.9))
     assert isinstance(optimizer, torch.optim.AdamW) and optimizer.defaults["betas"] == (0.8, 0.9)
     # the decay really is applied by the optimizer: a zero gradient step shrinks decayed weights only
     for parameter in model.parameters():
@@ -62,12 +71,27 @@ def test_weight_decay_excludes_normalisation_layers_by_type() -> None:
     assert torch.equal(model.bn.weight, before_bn)
 
 
+def test_sgd_with_momentum_bias_factor_and_no_bias_decay() -> None:
+    model = _Tiny()
+    optimizer = build_optimizer(model, "sgd", 0.1, 0.01, momentum=0.9, weight_decay_bias=0.0, bias_lr_factor=2.0)
+    assert isinstance(optimizer, torch.optim.SGD) and optimizer.defaults["momentum"] == 0.9
+    for parameter in model.parameters():
+        parameter.grad = torch.ones_like(parameter)
+    weight, bias = model.conv.weight.detach().clone(), model.conv.bias.detach().clone()
+    optimizer.step()
+    # first SGD step: p -= lr * (grad + wd * p); the bias at lr x2 and no decay
+    torch.testing.assert_close(model.conv.weight, weight - 0.1 * (1 + 0.01 * weight))
+    torch.testing.assert_close(model.conv.bias, bias - 0.2 * 1.0)
+    with pytest.raises(ValueError, match="optimizer must be one of"):
+        build_optimizer(model, "adam", 0.1, 0.0)
+
+
 def test_sparseinst_norm_parameters_get_no_decay() -> None:
     network = get_family("sparseinst").build(sparseinst_mbv2_tiny())
-    decay, no_decay = parameter_groups(network, 0.05)
+    groups = {group["name"]: group for group in parameter_groups(network, 1e-3, 0.05)}
     batch_norms = [module for module in network.modules() if isinstance(module, nn.BatchNorm2d)]
-    assert len(no_decay["params"]) == 2 * len(batch_norms) > 0
-    assert len(decay["params"]) + len(no_decay["params"]) == len(list(network.parameters()))
+    assert len(groups["norms"]["params"]) == 2 * len(batch_norms) > 0 and groups["norms"]["weight_decay"] == 0
+    assert sum(len(group["params"]) for group in groups.values()) == len(list(network.parameters()))
 
 
 def test_lr_factor_warmup_and_steps() -> None:
@@ -81,16 +105,36 @@ def test_lr_factor_warmup_and_steps() -> None:
     assert warmup_iterations(1000, 270000) == 1000 and warmup_iterations(1000, 300) == 30
 
 
-def test_scheduler_steps_per_iteration() -> None:
-    parameter = nn.Parameter(torch.zeros(1))
-    optimizer = torch.optim.AdamW([parameter], lr=0.1)
+def test_constant_warmup_and_cosine_schedule() -> None:
+    # maskrcnn-benchmark's constant warm-up (RDPNet: x1/3 for 500 iterations), then the steps
+    for iteration in (0, 250, 499):
+        assert lr_factor(iteration, 10000, 500, 1 / 3, (0.5,), 0.1, "constant") == pytest.approx(1 / 3)
+    assert lr_factor(500, 10000, 500, 1 / 3, (0.5,), 0.1, "constant") == 1.0
+    assert lr_factor(5000, 10000, 500, 1 / 3, (0.5,), 0.1, "constant") == pytest.approx(0.1)
+    # detectron2 WarmupCosineLR: 0.5 (1 + cos(pi t / T)) over the whole run, times the warm-up factor
+    assert lr_factor(0, 1000, 0, 0.001, (), 0.1, "linear", "cosine") == 1.0
+    assert lr_factor(500, 1000, 0, 0.001, (), 0.1, "linear", "cosine") == pytest.approx(0.5)
+    assert lr_factor(250, 1000, 0, 0.001, (), 0.1, "linear", "cosine") == pytest.approx(0.5 * (1 + 2**-0.5))
+    assert lr_factor(1000, 1000, 0, 0.001, (), 0.1, "linear", "cosine") == pytest.approx(0.0, abs=1e-12)
+    assert lr_factor(10, 1000, 20, 0.5, (), 0.1, "linear", "cosine") == pytest.approx(
+        0.5 * (1 + math.cos(math.pi * 0.01)) * 0.75
+    )
+
+
+def test_scheduler_steps_per_iteration_and_keeps_group_factors() -> None:
+    weight, bias = nn.Parameter(torch.zeros(1)), nn.Parameter(torch.zeros(1))
+    optimizer = torch.optim.SGD([{"params": [weight], "lr": 0.1}, {"params": [bias], "lr": 0.2}], lr=0.1)
     scheduler = build_scheduler(optimizer, 10, 2, 0.5, (0.5,), 0.1)
     used = []
     for _ in range(10):
-        used.append(optimizer.param_groups[0]["lr"])
+        used.append([group["lr"] for group in optimizer.param_groups])
         optimizer.step()
         scheduler.step()
-    assert used == pytest.approx([0.05, 0.075, 0.1, 0.1, 0.1, 0.01, 0.01, 0.01, 0.01, 0.01])
+    expected = [0.05, 0.075, 0.1, 0.1, 0.1, 0.01, 0.01, 0.01, 0.01, 0.01]
+    assert [lrs[0] for lrs in used] == pytest.approx(expected)
+    assert [lrs[1] for lrs in used] == pytest.approx([2 * value for value in expected])
+    with pytest.raises(ValueError, match="schedule must be one of"):
+        build_scheduler(optimizer, 10, 2, 0.5, (0.5,), 0.1, schedule="poly")
 
 
 def test_progress_printer_lines() -> None:
@@ -228,10 +272,10 @@ def _sample(height: int, width: int, boxes, labels, name: str = "a.png") -> dict
     return {"image": image, "masks": masks, "labels": np.asarray(labels, np.int64), "file_name": name}
 
 
-def test_prepare_batch_normalises_pads_and_places_masks() -> None:
+def test_collate_normalises_pads_and_places_masks_and_boxes() -> None:
     config = sparseinst_mbv2_tiny(num_classes=2)
-    prepare = get_family("sparseinst").prepare_batch
-    images, targets = prepare([_sample(40, 50, [(1, 2, 5, 6)], [1]), _sample(70, 33, [], [])], config, "cpu")
+    spec = config.input_spec()
+    images, targets = collate([_sample(40, 50, [(1, 2, 5, 6)], [1]), _sample(70, 33, [], [])], spec, 2, "cpu")
     assert images.shape == (2, 3, 96, 64) and images.dtype == torch.float32
     # RGB order for the official config: channel 0 is R = 200
     assert images[0, 0, 0, 0] == pytest.approx((200 - config.pixel_mean[0]) / config.pixel_std[0])
@@ -240,8 +284,11 @@ def test_prepare_batch_normalises_pads_and_places_masks() -> None:
     assert targets[0]["masks"].shape == (1, 96, 64) and targets[0]["masks"].dtype == torch.bool
     assert targets[0]["masks"].sum() == 16 and targets[0]["masks"][0, 2:6, 1:5].all()
     assert targets[0]["labels"].tolist() == [1] and targets[1]["masks"].shape == (0, 96, 64)
-    bgr_config = config.replace(input_format="BGR")
-    bgr_images, _ = prepare([_sample(40, 50, [], [])], bgr_config, "cpu")
+    # boxes from the masks when the sample has none: (x1, y1, x2, y2), right/bottom exclusive
+    assert targets[0]["boxes"].tolist() == [[1.0, 2.0, 5.0, 6.0]] and targets[1]["boxes"].shape == (0, 4)
+    given = dict(_sample(40, 50, [(1, 2, 5, 6)], [1]), boxes=np.array([[0.5, 1.5, 5.0, 6.0]], np.float32))
+    assert collate([given], spec, 2, "cpu")[1][0]["boxes"].tolist() == [[0.5, 1.5, 5.0, 6.0]]
+    bgr_images, _ = collate([_sample(40, 50, [], [])], spec.replace(channel_order="BGR"), 2, "cpu")
     assert bgr_images[0, 0, 0, 0] == pytest.approx((10 - config.pixel_mean[0]) / config.pixel_std[0])
 
 
@@ -253,11 +300,15 @@ def test_prepare_batch_normalises_pads_and_places_masks() -> None:
         ({"image": np.zeros((4, 4, 3), np.uint8), "masks": np.zeros((1, 4, 4), bool), "labels": [0, 0]}, "labels mu"),
         ({"image": np.zeros((4, 4, 3), np.uint8), "masks": np.zeros((1, 4, 4), bool), "labels": [3]}, r"\[0, 2\)"),
         ({"image": np.zeros((4, 4, 3), np.uint8), "labels": []}, "missing keys"),
+        (
+            {"image": np.zeros((4, 4, 3), np.uint8), "masks": np.zeros((1, 4, 4), bool), "labels": [0], "boxes": [1]},
+            "boxes must be",
+        ),
     ],
 )
-def test_prepare_batch_rejects_inconsistent_samples(sample: dict, message: str) -> None:
-    config = sparseinst_mbv2_tiny(num_classes=2)
-    with pytest.raises(ValueError, match=message):
-        get_family("sparseinst").prepare_batch([dict(sample, file_name="x.png")], config, "cpu")
+def test_collate_rejects_inconsistent_samples(sample: dict, message: str) -> None:
+    spec = sparseinst_mbv2_tiny(num_classes=2).input_spec()
+    with pytest.raises(ValueError, match=f"sample 0 \\(x.png\\): .*{message}"):
+        collate([dict(sample, file_name="x.png")], spec, 2, "cpu")
     with pytest.raises(ValueError, match="empty batch"):
-        get_family("sparseinst").prepare_batch([], config, "cpu")
+        collate([], spec, 2, "cpu")
