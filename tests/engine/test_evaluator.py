@@ -23,6 +23,7 @@ from pysalient.engine.evaluator import (
     format_metrics,
     write_json_atomic,
 )
+from pysalient.models.family import EVALUATION_CONF
 from pysalient.structures import Result, masks_to_boxes
 
 SIZE = 20
@@ -236,7 +237,7 @@ def test_model_predicting_the_ground_truth_scores_100(tmp_path) -> None:
     predicting_ground_truth(model, truth, calls)
     out_json = tmp_path / "out" / "results.json"
     metrics = evaluate_model(model, json_path, imgsz=64, batch=2, out_json=out_json)
-    assert calls == [{"conf": None, "imgsz": 64, "batch": 2, "stream": True}]
+    assert calls == [{"conf": EVALUATION_CONF, "imgsz": 64, "batch": 2, "stream": True}]  # every candidate counts
     for prefix in ("", "bbox_"):
         for name in ("AP", "AP50", "AP70", "AP75", "APs", "APm"):
             assert metrics[prefix + name] == pytest.approx(100), (prefix + name, metrics)
