@@ -21,7 +21,8 @@ SMALL_MODEL: Dict[str, Any] = {
 
 def small_train_config(data: Union[str, Path], project: Union[str, Path], **changes: Any) -> TrainConfig:
     """Six iterations of SMALL_MODEL on ``data`` (a COCO json), batch 2, no workers, logging every iteration, CPU;
-    ``changes`` override any field."""
+    the settings not given here (AdamW, warm-up, steps, flips...) come from SparseInst's recipe; ``changes`` override
+    any field."""
     values: Dict[str, Any] = dict(
         data=str(data),
         model_config=SMALL_MODEL,

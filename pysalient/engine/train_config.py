@@ -183,23 +183,28 @@ class TrainConfig:
         """Inverse of :meth:`to_dict`; unknown keys raise a ValueError naming them."""
         return cls().replace(**dict(data))
 
-    def resolved(self, recipe: TrainRecipe, test_size: int) -> TrainConfig:
+    def resolved(self, recipe: TrainRecipe, test_size: Optional[int] = None) -> TrainConfig:
         """This config with every unset (None) recipe field taken from ``recipe``; explicit values win.
 
         Args:
             recipe: the family's training recipe.
-            test_size: the model's test size; unset ``train_sizes`` are the recipe's scaled from its
-                ``reference_test_size`` to it (the recipe's sizes as they are when it has no reference, and the
-                test size itself when the recipe has none).
+            test_size: the model's test size (``input_spec().min_size``); when given, unset ``train_sizes`` become
+                :meth:`resolved_train_sizes` (what the trainer does, so the saved config is complete); when None,
+                ``train_sizes`` stay as they are.
         """
         changes: Dict[str, Any] = {key: getattr(recipe, key) for key in RECIPE_FIELDS if getattr(self, key) is None}
         if changes.get("clip_grad", 0) is None:
             changes["clip_grad"] = 0.0  # the recipe's "no clipping"
         if "weight_decay_bias" in changes and changes["weight_decay_bias"] is None:
             changes["weight_decay_bias"] = changes.get("weight_decay", self.weight_decay)  # detectron2's default
-        if self.train_sizes is None:
-            changes["train_sizes"] = scaled_train_sizes(recipe, test_size)
+        if self.train_sizes is None and test_size is not None:
+            changes["train_sizes"] = self.resolved_train_sizes(test_size, recipe)
         return self.replace(**changes) if changes else self
+
+    def resolved_train_sizes(self, test_size: int, recipe: TrainRecipe) -> Tuple[int, ...]:
+        """The training shortest sides: ``train_sizes`` when set, else the recipe's scaled to ``test_size``
+        (:func:`scaled_train_sizes`; SparseInst's 416-640 for 640 give 208-320 for 320)."""
+        return self.train_sizes if self.train_sizes is not None else scaled_train_sizes(recipe, test_size)
 
     @property
     def is_resolved(self) -> bool:
@@ -208,12 +213,18 @@ class TrainConfig:
 
 
 def scaled_train_sizes(recipe: TrainRecipe, test_size: int) -> Tuple[int, ...]:
-    """The recipe's training sizes for a model tested at ``test_size`` (SparseInst's 416-640 at 640 -> 208-320)."""
+    """The recipe's training sizes for a model tested at ``test_size`` (SparseInst's 416-640 at 640 -> 208-320).
+
+    Sizes are scaled by ``test_size / recipe.reference_test_size`` and rounded half up; sizes that round to the same
+    value are kept once. A recipe without a reference test size gives its sizes unchanged, one without sizes the test
+    size alone.
+    """
     if not recipe.train_sizes:
         return (int(test_size),)
     if recipe.reference_test_size <= 0:
         return tuple(recipe.train_sizes)
-    return tuple(int(size * test_size / recipe.reference_test_size + 0.5) for size in recipe.train_sizes)
+    scaled = (int(size * test_size / recipe.reference_test_size + 0.5) for size in recipe.train_sizes)
+    return tuple(dict.fromkeys(scaled))
 
 
 def field_names() -> Tuple[str, ...]:

@@ -92,8 +92,9 @@ def resume_checkpoint_path(config: TrainConfig) -> Optional[Path]:
 def merged_resume_config(saved: Mapping[str, Any], requested: TrainConfig) -> TrainConfig:
     """The saved config of the run being resumed, with the changes a resumed run allows.
 
-    A field counts as requested when it differs from the TrainConfig default. Requests equal to the saved
-    value are fine; ``RESUME_MAY_CHANGE`` fields take the requested value; any other difference would make
+    A field counts as requested when it differs from the TrainConfig default (for the recipe fields, whose default
+    is None, "the family's recipe": any value given counts; the saved config is the resolved one). Requests equal to
+    the saved value are fine; ``RESUME_MAY_CHANGE`` fields take the requested value; any other difference would make
     the continuation a different run, so it raises.
 
     Raises:

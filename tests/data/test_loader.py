@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
 from pysalient.data import (
     CocoInstanceDataset,
@@ -15,6 +16,8 @@ from pysalient.data import (
     iterate_batches,
     synthesize,
 )
+from pysalient.data.collate import collate
+from pysalient.inputs import InputSpec
 
 
 @pytest.fixture(scope="module")
@@ -101,3 +104,17 @@ def test_plain_datasets_and_bad_arguments(dataset) -> None:
         build_loader(dataset, batch_size=0, shuffle=True, workers=0)
     with pytest.raises(ValueError, match="non-negative"):
         build_loader(dataset, batch_size=1, shuffle=True, workers=0).sampler.set_epoch(-1)
+
+
+def test_loader_batches_collate_into_the_network_input_and_targets(dataset) -> None:
+    # the loader yields lists of augmented samples; the shared collation (the trainer's) pads them into one batch
+    batch = next(iter(build_loader(dataset, batch_size=3, shuffle=True, workers=0, seed=6)))
+    images, targets = collate(batch, InputSpec(size_divisibility=32), 1, "cpu")
+    heights, widths = [s["image"].shape[0] for s in batch], [s["image"].shape[1] for s in batch]
+    assert images.shape == (3, 3, -(-max(heights) // 32) * 32, -(-max(widths) // 32) * 32)
+    for sample, target in zip(batch, targets):
+        height, width = sample["image"].shape[:2]
+        assert np.array_equal(target["masks"][:, :height, :width].numpy(), sample["masks"])
+        assert not target["masks"][:, height:].any() and not target["masks"][:, :, width:].any()
+        assert torch.equal(target["boxes"], torch.from_numpy(sample["boxes"]))  # the sample's boxes, as they are
+        assert target["labels"].tolist() == sample["labels"].tolist()

@@ -58,9 +58,20 @@ def test_fixed_resize_ignores_the_aspect_ratio_like_the_fixed_input_mode() -> No
         torch.from_numpy(sample["image"])
     )
     assert size == [32, 32] and pixels.shape == (3, 32, 32)
-    assert np.array_equal(out["masks"], resize_masks_nearest(sample["masks"], 32, 32)[out["masks"].any((1, 2))])
+    assert np.array_equal(out["masks"], resize_masks_nearest(sample["masks"], 32, 32))  # every instance survives
     assert np.array_equal(out["boxes"], boxes_from_masks(out["masks"]))
-    assert ResizeFixed(32)(out)["image"] is not None and repr(ResizeFixed(32)) == "ResizeFixed(size=32)"
+    # instance 0 covers rows 5-29, columns 10-39; output row i samples row floor((i + 0.5) * 60 / 32), column j
+    # column floor((j + 0.5) * 80 / 32): rows 3-15 and columns 4-15 land inside
+    assert out["boxes"][0].tolist() == [4.0, 3.0, 16.0, 16.0]
+    again = ResizeFixed(32)(out)  # already at the size: an equal copy
+    assert again is not out and np.array_equal(again["image"], out["image"])
+    assert np.array_equal(again["masks"], out["masks"]) and np.array_equal(again["boxes"], out["boxes"])
+    assert repr(ResizeFixed(32)) == "ResizeFixed(size=32)"
+    # shrinking to 4 x 4 (source rows 7, 22, 37, 52, columns 10, 30, 50, 70): the 3 x 3 corner instance
+    # (label 2) is missed by every sample and drops with its label
+    tiny = ResizeFixed(4)(sample)
+    assert tiny["labels"].tolist() == [0, 1, 0] and tiny["masks"].shape == (3, 4, 4)
+    assert tiny["boxes"][:2].tolist() == [[0.0, 0.0, 2.0, 2.0], [2.0, 2.0, 4.0, 4.0]]
     with pytest.raises(ValueError, match="size must be a positive integer"):
         ResizeFixed(0)
 

@@ -34,6 +34,53 @@ def test_unset_fields_take_the_family_recipe_and_explicit_values_win() -> None:
     assert TrainConfig().resolved(sgd, 480).train_sizes == (480,) and TrainConfig().resolved(sgd, 480).lr == 0.0025
 
 
+def test_train_sizes_scale_from_the_recipe_reference_to_the_test_size() -> None:
+    recipe = get_family("sparseinst").train_recipe
+    without_size = TrainConfig().resolved(recipe)  # the recipe fields only; the sizes wait for the model
+    assert without_size.train_sizes is None and without_size.lr == 5e-5 and not without_size.is_resolved
+    assert without_size.resolved_train_sizes(320, recipe) == (208, 224, 240, 256, 272, 288, 304, 320)
+    assert without_size.resolved(recipe, 320) == TrainConfig().resolved(recipe, 320)
+    assert TrainConfig(train_sizes=(96, 128)).resolved_train_sizes(320, recipe) == (96, 128)  # explicit sizes win
+    # 416-640 in steps of 32 at 640 -> 41.6-64 at 64: 42, 45, 48, 51, 54, 58, 61, 64 (half up)
+    assert TrainConfig().resolved_train_sizes(64, recipe) == (42, 45, 48, 51, 54, 58, 61, 64)
+    # at 8 several sizes round alike (5.2, 5.6, 6.0, 6.4, 6.8, 7.2, 7.6, 8.0): each is kept once, in order
+    assert TrainConfig().resolved_train_sizes(8, recipe) == (5, 6, 7, 8)
+    no_reference = TrainRecipe(train_sizes=(300, 400))
+    assert TrainConfig().resolved_train_sizes(640, no_reference) == (300, 400)
+    assert TrainConfig().resolved_train_sizes(640, TrainRecipe()) == (640,)  # a recipe without sizes: the test size
+
+
+def test_recipe_values_reach_every_field_and_overrides_keep_theirs() -> None:
+    sgd = TrainRecipe(
+        optimizer="sgd",
+        lr=0.0025,
+        momentum=0.8,
+        weight_decay=1e-4,
+        weight_decay_bias=0.0,
+        weight_decay_norm=0.001,
+        bias_lr_factor=2.0,
+        warmup="constant",
+        warmup_iters=500,
+        warmup_factor=1 / 3,
+        schedule="cosine",
+        lr_steps=(0.5,),
+        gamma=0.2,
+        max_size=480,
+        batch=4,
+        epochs=10,
+        flip=False,
+        clip_grad=5.0,
+        amp=False,
+    )
+    resolved = TrainConfig().resolved(sgd, 320)
+    assert {key: getattr(resolved, key) for key in RECIPE_FIELDS} == {key: getattr(sgd, key) for key in RECIPE_FIELDS}
+    overrides = dict(optimizer="adamw", lr=1e-3, bias_lr_factor=1.0, warmup="linear", schedule="step", flip=True)
+    overrides.update(batch=2, clip_grad=0.0, amp=True, weight_decay_bias=0.01, gamma=0.5)
+    mine = TrainConfig(**overrides).resolved(sgd, 320)
+    assert {key: getattr(mine, key) for key in overrides} == overrides
+    assert mine.momentum == 0.8 and mine.warmup_iters == 500  # the fields not overridden stay the recipe's
+
+
 def test_overrides_are_parsed_with_the_field_types() -> None:
     config = load_train_config(
         None,

@@ -1,140 +1,84 @@
-"""The trainer's building blocks: optimizer groups, LR schedules, progress line, run files, data order, RNG,
-and the shared training collation (``pysalient.data.collate``)."""
+"""The trainer's building blocks: the training data (resize from the input spec and the recipe), the network setup,
+progress line, run files, data order and RNG. The solver has tests/engine/test_solver.py, the collation
+tests/data/test_collate.py."""
 
 from __future__ import annotations
 
 import io
 import json
-import math
 import random
 from pathlib import Path
+from typing import Dict
 
 import numpy as np
 import pytest
 import torch
-from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from pysalient.data.collate import collate
+from pysalient.data import synthesize
+from pysalient.data.transforms import RandomFlip, ResizeFixed, ResizeShortestEdge
+from pysalient.engine.model import SalientModel
 from pysalient.engine.progress import ProgressPrinter, format_duration
 from pysalient.engine.run_files import RunLogs, latest_run_checkpoint, new_run_dir
-from pysalient.engine.solver import build_optimizer, build_scheduler, lr_factor, parameter_groups, warmup_iterations
+from pysalient.engine.train_config import TrainConfig
+from pysalient.engine.train_setup import build_network, build_train_data, model_family_and_input
 from pysalient.engine.train_state import DataOrder, capture_rng_state, restore_rng_state
-from pysalient.layers import FrozenBatchNorm2d
+from pysalient.inputs import InputSpec
 from pysalient.models.registry import get_family
 from pysalient.models.sparseinst.config import sparseinst_mbv2_tiny
+from tests.training import SMALL_MODEL
 
 
-class _Tiny(nn.Module):
-    def __init__(self) -> None:
-        super().__init__()
-        self.conv = nn.Conv2d(3, 4, 3)
-        self.bn = nn.BatchNorm2d(4)
-        self.weird_name_norm = nn.Conv2d(4, 4, 1)  # "norm" in the name but a conv: decays
-        self.gn = nn.GroupNorm(2, 4)
-        self.frozen = FrozenBatchNorm2d(4)
-        self.head = nn.Sequential(nn.LayerNorm(4), nn.Linear(4, 2))
-        self.head[1].weight.requires_grad_(False)
-        self.shared = self.conv  # the same parameters reachable twice
+@pytest.fixture(scope="module")
+def synth(tmp_path_factory: pytest.TempPathFactory) -> Dict[str, Path]:
+    return synthesize(tmp_path_factory.mktemp("synth"), train=3, size=(60, 90), seed=4)
 
 
-def group_names(model: nn.Module, groups: list) -> dict:
-    names = {id(parameter): name for name, parameter in model.named_parameters()}
-    return {group["name"]: [names[id(p)] for p in group["params"]] for group in groups}
+def test_shortest_edge_families_train_multi_scale_on_the_resolved_sizes(synth) -> None:
+    recipe = get_family("sparseinst").train_recipe
+    config = TrainConfig(data=str(synth["train"]), workers=0, batch=2).resolved(recipe, 320)
+    dataset, loader = build_train_data(config, InputSpec(min_size=320, max_size=533), world_size=1)
+    resize, flip = dataset.transforms.transforms
+    # the recipe's 416-640 for a test size of 640, scaled to 320; the recipe's longest side
+    assert isinstance(resize, ResizeShortestEdge) and resize.short_edges == (208, 224, 240, 256, 272, 288, 304, 320)
+    assert resize.max_size == 853 and isinstance(flip, RandomFlip)
+    heights = {dataset[(index, 0, epoch)]["image"].shape[0] for index in range(3) for epoch in range(4)}
+    assert heights <= set(resize.short_edges) and len(heights) > 1  # 60 x 90 images: the short side is drawn
+    assert loader.batch_size == 2
 
 
-def test_parameter_groups_split_weights_biases_and_norm_layers_by_type() -> None:
-    model = _Tiny()
-    groups = parameter_groups(model, 1e-3, 0.05)
-    assert group_names(model, groups) == {
-        "weights": ["conv.weight", "weird_name_norm.weight"],
-        "biases": ["conv.bias", "weird_name_norm.bias", "head.1.bias"],
-        "norms": ["bn.weight", "bn.bias", "gn.weight", "gn.bias", "head.0.weight", "head.0.bias"],
-    }
-    # detectron2's defaults: biases decay like weights, norm layers do not, one learning rate
-    assert [(group["lr"], group["weight_decay"]) for group in groups] == [(1e-3, 0.05), (1e-3, 0.05), (1e-3, 0.0)]
-    # RDPNet / FCOS: biases at twice the rate and without decay
-    rdpnet = parameter_groups(model, 0.0025, 1e-4, weight_decay_bias=0.0, bias_lr_factor=2.0)
-    assert [(group["lr"], group["weight_decay"]) for group in rdpnet] == [(0.0025, 1e-4), (0.005, 0.0), (0.0025, 0.0)]
+def test_fixed_size_families_train_at_their_input_size_without_flips_when_asked(synth) -> None:
+    config = TrainConfig(data=str(synth["train"]), workers=0, batch=2, flip=False, train_sizes=(100,))
+    config = config.resolved(get_family("sparseinst").train_recipe, 48)
+    dataset, _ = build_train_data(config, InputSpec(resize="fixed", min_size=48), world_size=1)
+    (resize,) = dataset.transforms.transforms
+    assert isinstance(resize, ResizeFixed) and resize.size == 48  # train_sizes do not apply to a fixed size
+    sample = dataset[(0, 0, 0)]
+    assert sample["image"].shape == (48, 48, 3) and sample["masks"].shape[1:] == (48, 48)
 
 
-def test_adamw_applies_decoupled_decay_to_weights_only_when_asked() -> None:
-    model = _Tiny()
-    optimizer = build_optimizer(model, "adamw", 1e-3, 0.05, betas=(0.8, 0.9))
-    assert isinstance(optimizer, torch.optim.AdamW) and optimizer.defaults["betas"] == (0.8, 0.9)
-    # the decay really is applied by the optimizer: a zero gradient step shrinks decayed weights only
-    for parameter in model.parameters():
-        parameter.grad = torch.zeros_like(parameter)
-    before_conv, before_bn = model.conv.weight.detach().clone(), model.bn.weight.detach().clone()
-    optimizer.step()
-    assert torch.allclose(model.conv.weight, before_conv * (1 - 1e-3 * 0.05))
-    assert torch.equal(model.bn.weight, before_bn)
+def test_train_data_needs_a_resolved_config_and_a_divisible_batch(synth) -> None:
+    with pytest.raises(ValueError, match="needs a resolved TrainConfig"):
+        build_train_data(TrainConfig(data=str(synth["train"]), batch=2), InputSpec(), world_size=1)
+    with pytest.raises(ValueError, match=r"batch=3 must be divisible by the number of processes \(2\)"):
+        build_train_data(TrainConfig(data=str(synth["train"]), batch=3), InputSpec(), world_size=2)
 
 
-def test_sgd_with_momentum_bias_factor_and_no_bias_decay() -> None:
-    model = _Tiny()
-    optimizer = build_optimizer(model, "sgd", 0.1, 0.01, momentum=0.9, weight_decay_bias=0.0, bias_lr_factor=2.0)
-    assert isinstance(optimizer, torch.optim.SGD) and optimizer.defaults["momentum"] == 0.9
-    for parameter in model.parameters():
-        parameter.grad = torch.ones_like(parameter)
-    weight, bias = model.conv.weight.detach().clone(), model.conv.bias.detach().clone()
-    optimizer.step()
-    # first SGD step: p -= lr * (grad + wd * p); the bias at lr x2 and no decay
-    torch.testing.assert_close(model.conv.weight, weight - 0.1 * (1 + 0.01 * weight))
-    torch.testing.assert_close(model.conv.bias, bias - 0.2 * 1.0)
-    with pytest.raises(ValueError, match="optimizer must be one of"):
-        build_optimizer(model, "adam", 0.1, 0.0)
-
-
-def test_sparseinst_norm_parameters_get_no_decay() -> None:
-    network = get_family("sparseinst").build(sparseinst_mbv2_tiny())
-    groups = {group["name"]: group for group in parameter_groups(network, 1e-3, 0.05)}
-    batch_norms = [module for module in network.modules() if isinstance(module, nn.BatchNorm2d)]
-    assert len(groups["norms"]["params"]) == 2 * len(batch_norms) > 0 and groups["norms"]["weight_decay"] == 0
-    assert sum(len(group["params"]) for group in groups.values()) == len(list(network.parameters()))
-
-
-def test_lr_factor_warmup_and_steps() -> None:
-    # detectron2 WarmupMultiStepLR: factor = warmup_factor * (1 - a) + a with a = it / warmup, times gamma^k
-    assert lr_factor(0, 1000, 100, 0.001, (0.5, 0.75), 0.1) == pytest.approx(0.001)
-    assert lr_factor(50, 1000, 100, 0.001, (0.5, 0.75), 0.1) == pytest.approx(0.001 * 0.5 + 0.5)
-    assert lr_factor(100, 1000, 100, 0.001, (0.5, 0.75), 0.1) == 1.0
-    assert lr_factor(499, 1000, 100, 0.001, (0.5, 0.75), 0.1) == 1.0
-    assert lr_factor(500, 1000, 100, 0.001, (0.5, 0.75), 0.1) == pytest.approx(0.1)  # decayed AT the milestone
-    assert lr_factor(750, 1000, 100, 0.001, (0.5, 0.75), 0.1) == pytest.approx(0.01)
-    assert warmup_iterations(1000, 270000) == 1000 and warmup_iterations(1000, 300) == 30
-
-
-def test_constant_warmup_and_cosine_schedule() -> None:
-    # maskrcnn-benchmark's constant warm-up (RDPNet: x1/3 for 500 iterations), then the steps
-    for iteration in (0, 250, 499):
-        assert lr_factor(iteration, 10000, 500, 1 / 3, (0.5,), 0.1, "constant") == pytest.approx(1 / 3)
-    assert lr_factor(500, 10000, 500, 1 / 3, (0.5,), 0.1, "constant") == 1.0
-    assert lr_factor(5000, 10000, 500, 1 / 3, (0.5,), 0.1, "constant") == pytest.approx(0.1)
-    # detectron2 WarmupCosineLR: 0.5 (1 + cos(pi t / T)) over the whole run, times the warm-up factor
-    assert lr_factor(0, 1000, 0, 0.001, (), 0.1, "linear", "cosine") == 1.0
-    assert lr_factor(500, 1000, 0, 0.001, (), 0.1, "linear", "cosine") == pytest.approx(0.5)
-    assert lr_factor(250, 1000, 0, 0.001, (), 0.1, "linear", "cosine") == pytest.approx(0.5 * (1 + 2**-0.5))
-    assert lr_factor(1000, 1000, 0, 0.001, (), 0.1, "linear", "cosine") == pytest.approx(0.0, abs=1e-12)
-    assert lr_factor(10, 1000, 20, 0.5, (), 0.1, "linear", "cosine") == pytest.approx(
-        0.5 * (1 + math.cos(math.pi * 0.01)) * 0.75
-    )
-
-
-def test_scheduler_steps_per_iteration_and_keeps_group_factors() -> None:
-    weight, bias = nn.Parameter(torch.zeros(1)), nn.Parameter(torch.zeros(1))
-    optimizer = torch.optim.SGD([{"params": [weight], "lr": 0.1}, {"params": [bias], "lr": 0.2}], lr=0.1)
-    scheduler = build_scheduler(optimizer, 10, 2, 0.5, (0.5,), 0.1)
-    used = []
-    for _ in range(10):
-        used.append([group["lr"] for group in optimizer.param_groups])
-        optimizer.step()
-        scheduler.step()
-    expected = [0.05, 0.075, 0.1, 0.1, 0.1, 0.01, 0.01, 0.01, 0.01, 0.01]
-    assert [lrs[0] for lrs in used] == pytest.approx(expected)
-    assert [lrs[1] for lrs in used] == pytest.approx([2 * value for value in expected])
-    with pytest.raises(ValueError, match="schedule must be one of"):
-        build_scheduler(optimizer, 10, 2, 0.5, (0.5,), 0.1, schedule="poly")
+def test_family_and_input_spec_come_from_the_model_config(tmp_path: Path) -> None:
+    family = get_family("sparseinst")
+    config = TrainConfig(model="sparseinst_mbv2_tiny", model_config={"min_size_test": 224})
+    found, spec = model_family_and_input(config, None, None)
+    assert found is family and spec == sparseinst_mbv2_tiny(min_size_test=224).input_spec() and spec.min_size == 224
+    arch = sparseinst_mbv2_tiny(**SMALL_MODEL, min_size_test=256)
+    model = SalientModel(family.build(arch), family, arch, ["salient"], "sparseinst_mbv2_tiny")
+    assert model_family_and_input(TrainConfig(), model, None)[1].min_size == 256
+    checkpoint = {"family": "sparseinst", "config": arch.to_dict(), "name": "x", "class_names": ["salient"]}
+    assert model_family_and_input(TrainConfig(), None, checkpoint)[1].min_size == 256  # through config_from_dict
+    path = tmp_path / "model.pth"
+    model.save(path)
+    assert model_family_and_input(TrainConfig(model=str(path)), None, None)[1].min_size == 256
+    setup = build_network(TrainConfig(), model, None, ("salient",))
+    assert setup.config is arch and setup.network is model.network and setup.family is family
 
 
 def test_progress_printer_lines() -> None:
@@ -261,54 +205,3 @@ def test_rng_state_round_trip_and_weights_only(tmp_path: Path) -> None:
     again = (torch.rand(3), np.random.rand(3), random.random(), np.random.randn())
     assert torch.equal(expected[0], again[0]) and np.array_equal(expected[1], again[1])
     assert expected[2:] == again[2:]
-
-
-def _sample(height: int, width: int, boxes, labels, name: str = "a.png") -> dict:
-    image = np.zeros((height, width, 3), np.uint8)
-    image[..., 0], image[..., 2] = 10, 200  # B = 10, R = 200
-    masks = np.zeros((len(boxes), height, width), bool)
-    for index, (x0, y0, x1, y1) in enumerate(boxes):
-        masks[index, y0:y1, x0:x1] = True
-    return {"image": image, "masks": masks, "labels": np.asarray(labels, np.int64), "file_name": name}
-
-
-def test_collate_normalises_pads_and_places_masks_and_boxes() -> None:
-    config = sparseinst_mbv2_tiny(num_classes=2)
-    spec = config.input_spec()
-    images, targets = collate([_sample(40, 50, [(1, 2, 5, 6)], [1]), _sample(70, 33, [], [])], spec, 2, "cpu")
-    assert images.shape == (2, 3, 96, 64) and images.dtype == torch.float32
-    # RGB order for the official config: channel 0 is R = 200
-    assert images[0, 0, 0, 0] == pytest.approx((200 - config.pixel_mean[0]) / config.pixel_std[0])
-    assert images[0, 2, 0, 0] == pytest.approx((10 - config.pixel_mean[2]) / config.pixel_std[2])
-    assert torch.all(images[0, :, 40:, :] == 0) and torch.all(images[1, :, :, 33:] == 0)
-    assert targets[0]["masks"].shape == (1, 96, 64) and targets[0]["masks"].dtype == torch.bool
-    assert targets[0]["masks"].sum() == 16 and targets[0]["masks"][0, 2:6, 1:5].all()
-    assert targets[0]["labels"].tolist() == [1] and targets[1]["masks"].shape == (0, 96, 64)
-    # boxes from the masks when the sample has none: (x1, y1, x2, y2), right/bottom exclusive
-    assert targets[0]["boxes"].tolist() == [[1.0, 2.0, 5.0, 6.0]] and targets[1]["boxes"].shape == (0, 4)
-    given = dict(_sample(40, 50, [(1, 2, 5, 6)], [1]), boxes=np.array([[0.5, 1.5, 5.0, 6.0]], np.float32))
-    assert collate([given], spec, 2, "cpu")[1][0]["boxes"].tolist() == [[0.5, 1.5, 5.0, 6.0]]
-    bgr_images, _ = collate([_sample(40, 50, [], [])], spec.replace(channel_order="BGR"), 2, "cpu")
-    assert bgr_images[0, 0, 0, 0] == pytest.approx((10 - config.pixel_mean[0]) / config.pixel_std[0])
-
-
-@pytest.mark.parametrize(
-    "sample, message",
-    [
-        ({"image": np.zeros((4, 4, 3), np.float32), "masks": np.zeros((0, 4, 4), bool), "labels": []}, "uint8"),
-        ({"image": np.zeros((4, 4, 3), np.uint8), "masks": np.zeros((1, 5, 4), bool), "labels": [0]}, "masks must"),
-        ({"image": np.zeros((4, 4, 3), np.uint8), "masks": np.zeros((1, 4, 4), bool), "labels": [0, 0]}, "labels mu"),
-        ({"image": np.zeros((4, 4, 3), np.uint8), "masks": np.zeros((1, 4, 4), bool), "labels": [3]}, r"\[0, 2\)"),
-        ({"image": np.zeros((4, 4, 3), np.uint8), "labels": []}, "missing keys"),
-        (
-            {"image": np.zeros((4, 4, 3), np.uint8), "masks": np.zeros((1, 4, 4), bool), "labels": [0], "boxes": [1]},
-            "boxes must be",
-        ),
-    ],
-)
-def test_collate_rejects_inconsistent_samples(sample: dict, message: str) -> None:
-    spec = sparseinst_mbv2_tiny(num_classes=2).input_spec()
-    with pytest.raises(ValueError, match=f"sample 0 \\(x.png\\): .*{message}"):
-        collate([dict(sample, file_name="x.png")], spec, 2, "cpu")
-    with pytest.raises(ValueError, match="empty batch"):
-        collate([], spec, 2, "cpu")
