@@ -95,6 +95,20 @@ def build_optimizer(
 ) -> torch.optim.Optimizer:
     """SGD (momentum, detectron2's default) or AdamW (SparseInst's, no amsgrad) over :func:`parameter_groups`.
 
+    Args:
+        model: the network whose trainable parameters are optimised.
+        optimizer: ``"sgd"`` or ``"adamw"``.
+        lr: base learning rate (biases take ``lr * bias_lr_factor``).
+        weight_decay: decay of weights (SGD: L2 added to the gradient; AdamW: decoupled).
+        momentum: SGD momentum (ignored by AdamW).
+        betas: AdamW betas (ignored by SGD).
+        weight_decay_bias: decay of biases; ``weight_decay`` when None.
+        weight_decay_norm: decay of normalisation-layer parameters.
+        bias_lr_factor: learning-rate factor of biases.
+
+    Returns:
+        The optimizer, its ``param_groups`` named ``"weights"``, ``"biases"`` and ``"norms"`` (empty ones left out).
+
     Raises:
         ValueError: an unknown optimizer, or a model without trainable parameters.
     """
@@ -167,6 +181,19 @@ def build_scheduler(
 ) -> torch.optim.lr_scheduler.LambdaLR:
     """A per-iteration ``LambdaLR`` of :func:`lr_factor` (it scales each group's own rate, so the bias factor stays);
     call ``scheduler.step()`` after each optimizer step.
+
+    Args:
+        optimizer: the optimizer whose groups' initial rates are scaled.
+        total_iterations: length of the run.
+        warmup: warm-up length in iterations (already capped, :func:`warmup_iterations`).
+        warmup_factor: see :func:`lr_factor`.
+        steps: fractions of the run of a step schedule.
+        gamma: decay per step.
+        warmup_kind: ``"linear"`` or ``"constant"``.
+        schedule: ``"step"`` or ``"cosine"``.
+
+    Returns:
+        The scheduler.
 
     Raises:
         ValueError: an unknown warm-up kind or schedule.
