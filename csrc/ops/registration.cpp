@@ -30,10 +30,14 @@ TORCH_LIBRARY(pysalient, m) {
       "SymInt[] widths) -> Tensor[]");
 
   // boxes [N,4] xyxy, scores [N] -> int64 keep indices sorted by decreasing score.
-  m.def("nms(Tensor boxes, Tensor scores, float iou_threshold) -> Tensor");
+  // legacy: maskrcnn-benchmark's +1 pixel sizes and suppression at IoU >= threshold.
+  m.def("nms(Tensor boxes, Tensor scores, float iou_threshold, bool legacy=False) -> Tensor");
 
   // masks [R,M,M] probabilities, boxes [R,4] -> uint8 [R,height,width].
-  m.def("paste_masks(Tensor masks, Tensor boxes, SymInt height, SymInt width, float threshold) -> Tensor");
+  // legacy: maskrcnn-benchmark's Masker (masks zero-padded by `padding` cells, integer boxes, F.interpolate).
+  m.def(
+      "paste_masks(Tensor masks, Tensor boxes, SymInt height, SymInt width, float threshold, bool legacy=False, "
+      "int padding=1) -> Tensor");
 
   // mask_logits [N,h,w] -> (uint8 masks [N,Ho,Wo], float boxes [N,4], maskness [N]).
   m.def(

@@ -6,10 +6,12 @@ AOTInductor and inside a C++ process. When the library cannot be loaded, the fun
 pure-PyTorch references of :mod:`pysalient.ops._reference` instead (``has_native()`` is then False).
 """
 
+import torch.fx
+
 from pysalient.ops._library import has_native, load_native, native_library_path, native_load_error
 
 if load_native():
-    from pysalient.ops import _autograd, _fake  # noqa: F401  (registrations)
+    from pysalient.ops import _autocast, _autograd, _fake  # noqa: F401  (registrations)
 
 from pysalient.ops.assemble_instances import InstanceAssembler, assemble_instances
 from pysalient.ops.dice_cost import DiceCost, dice_cost
@@ -20,6 +22,10 @@ from pysalient.ops.resize_image import ResizeImage, resize_image
 from pysalient.ops.roi_align import MultiLevelRoIAlign, RoIAlign, multilevel_roi_align, roi_align
 from pysalient.ops.roi_masking import RoIMasking, roi_masking
 from pysalient.ops.upsample_masks import UpsampleMasks, upsample_masks
+
+# torch.fx keeps calls to ops.roi_align as leaves (as torchvision's): the name is patched here, where callers
+# reach it, as well as in its defining module (pysalient/ops/roi_align.py).
+torch.fx.wrap("roi_align")
 
 __all__ = [
     "DiceCost",

@@ -133,7 +133,7 @@ def _multilevel_roi_align_backward_fake(
 
 # ------------------------------------------------------------------------------------------------------- nms
 @torch.library.register_fake("pysalient::nms")
-def _nms_fake(boxes: Tensor, scores: Tensor, iou_threshold: float) -> Tensor:
+def _nms_fake(boxes: Tensor, scores: Tensor, iou_threshold: float, legacy: bool = False) -> Tensor:
     torch._check(boxes.dim() == 2 and boxes.shape[1] == 4, lambda: f"nms: boxes must be [N, 4], got {boxes.shape}")
     torch._check(scores.dim() == 1, lambda: f"nms: scores must be [N], got {scores.shape}")
     num_kept = torch.library.get_ctx().new_dynamic_size()
@@ -143,7 +143,9 @@ def _nms_fake(boxes: Tensor, scores: Tensor, iou_threshold: float) -> Tensor:
 
 # ---------------------------------------------------------------------------------------------- paste_masks
 @torch.library.register_fake("pysalient::paste_masks")
-def _paste_masks_fake(masks: Tensor, boxes: Tensor, height: int, width: int, threshold: float) -> Tensor:
+def _paste_masks_fake(
+    masks: Tensor, boxes: Tensor, height: int, width: int, threshold: float, legacy: bool = False, padding: int = 1
+) -> Tensor:
     torch._check(masks.dim() == 3, lambda: f"paste_masks: masks must be [R, Mh, Mw], got {masks.shape}")
     torch._check(
         boxes.dim() == 2 and boxes.shape[1] == 4, lambda: f"paste_masks: boxes must be [R, 4], got {boxes.shape}"
@@ -152,7 +154,18 @@ def _paste_masks_fake(masks: Tensor, boxes: Tensor, height: int, width: int, thr
         masks.shape[0] == boxes.shape[0],
         lambda: f"paste_masks: masks has {masks.shape[0]} RoIs but boxes has {boxes.shape[0]} rows",
     )
-    torch._check(0.0 < threshold <= 1.0, lambda: f"paste_masks: threshold must be in (0, 1], got {threshold}")
+    torch._check(padding >= 0, lambda: f"paste_masks: padding must be non-negative, got {padding}")
+    if legacy:
+        torch._check(
+            masks.shape[1] == masks.shape[2],
+            lambda: f"paste_masks: legacy (Masker) pasting needs square masks [R, M, M], got {masks.shape}",
+        )
+        torch._check(
+            0.0 <= threshold <= 1.0,
+            lambda: f"paste_masks: threshold must be in [0, 1] with legacy=True, got {threshold}",
+        )
+    else:
+        torch._check(0.0 < threshold <= 1.0, lambda: f"paste_masks: threshold must be in (0, 1], got {threshold}")
     return masks.new_empty((masks.shape[0], height, width), dtype=torch.uint8)
 
 

@@ -16,6 +16,7 @@ import collections.abc
 from typing import List, Sequence, Tuple, Union
 
 import torch
+import torch.fx
 from torch import Tensor, nn
 from torch.jit.annotations import BroadcastingList2
 
@@ -23,6 +24,7 @@ from pysalient.ops import _reference
 from pysalient.ops._library import has_native
 
 
+@torch.fx.wrap
 def roi_align(
     input: Tensor,
     boxes: Union[Tensor, List[Tensor]],
@@ -44,7 +46,10 @@ def roi_align(
         aligned: shift the RoI by -0.5 cell (pixel-exact); False keeps the legacy RoIs of at least one cell.
 
     Returns:
-        [K, C, out_h, out_w] pooled features.
+        [K, C, out_h, out_w] pooled features. Under ``torch.autocast`` features and boxes are pooled in float32
+        (float64 stays float64) and the result has the dtype of ``input``, as torchvision's.
+
+    ``torch.fx.symbolic_trace`` keeps a call to this function as one node (``torch.fx.wrap``, as torchvision).
     """
     if not torch.jit.is_scripting():
         output_size = _pair(output_size)

@@ -1,4 +1,5 @@
-"""pysalient.ops.paste_masks: detectron2 paste semantics, reference parity, edge cases, script and export."""
+"""pysalient.ops.paste_masks: detectron2 paste semantics and maskrcnn-benchmark's Masker (legacy=True, against the
+official fixture and a literal Masker), reference parity, edge cases, script and export."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import torch
 from torch import Tensor, nn
 
 from pysalient.ops import PasteMasks, _reference, paste_masks
+from tests.fixtures import load_fixture
 from tests.ops.helpers import assert_opcheck, exported_module, scripted_round_trip
 
 # Native sampling and the grid_sample reference round differently; a pixel may differ only where the reference
@@ -180,3 +182,129 @@ def test_torch_export_with_dynamic_sizes() -> None:
     program = exported_module(module, args, dynamic_shapes=({0: count}, {0: count}, {0: height, 1: width}))
     other = (random_masks(3, 28, 28, seed=12), random_boxes(3, 57, 23, seed=13), torch.zeros(57, 23, 3))
     assert torch.equal(program(*other), module(*other))
+
+
+# -------------------------------------------------------------------- legacy: maskrcnn-benchmark's Masker
+# F.interpolate's CPU kernel is built with FMA contraction for AVX2/AVX512; the legacy kernels reproduce those
+# FMAs explicitly, so bit-exact parity with the Masker reference (which calls F.interpolate) needs such a build.
+needs_fma_interpolate = pytest.mark.skipif(
+    torch.backends.cpu.get_cpu_capability() not in ("AVX2", "AVX512"),
+    reason="F.interpolate rounds without FMAs on this CPU capability",
+)
+
+
+def legacy_boxes(r: int, height: int, width: int, seed: int) -> Tensor:
+    """Boxes of every size (zero, sub-pixel, larger than the image) and place, coordinates on a 0.1 px grid."""
+    boxes = random_boxes(r, height, width, seed)
+    boxes[::7, 2:] = boxes[::7, :2]  # zero-size boxes
+    return (boxes * 10).round() / 10
+
+
+def test_legacy_matches_the_official_masker_fixture(device: str) -> None:
+    # RDPNET.md §8: Masker(0.5, 1) on boxes left of/above/past the image, 1-pixel, sub-pixel, zero-size and
+    # zero-width boxes, enlarged coordinates in (-1, 0) (truncation, not floor, changes 214 pixels there).
+    case = load_fixture("rdpnet_modules_official.pt")["masker"]
+    height, width = case["image_hw"]
+    masks = paste_masks(case["mask_prob"][:, 0].to(device), case["boxes"].to(device), height, width, 0.5, True, 1)
+    assert torch.equal(masks.cpu(), case["masks"].to(torch.uint8))
+
+
+@needs_fma_interpolate
+@pytest.mark.parametrize(("size", "padding", "height", "width"), [(32, 1, 57, 83), (28, 1, 90, 140), (14, 2, 40, 30)])
+@pytest.mark.parametrize("threshold", [0.5, 0.3])
+def test_legacy_matches_the_masker_reference_bit_for_bit(
+    size: int, padding: int, height: int, width: int, threshold: float, device: str
+) -> None:
+    masks = random_masks(40, size, size, seed=size)
+    # Half the masks within a few float32 ulps of the threshold (some exactly at it): there the resized values
+    # round across the threshold unless every operation is F.interpolate's (a float64 resize flips ~15 %).
+    noise = random_masks(20, size, size, seed=size + 1) - 0.5
+    masks[::2] = (threshold + noise * 4e-7).float().double()
+    masks[::4, ::3] = threshold
+    boxes = legacy_boxes(40, height, width, seed=height)
+    pasted = paste_masks(masks.to(device), boxes.to(device), height, width, threshold, legacy=True, padding=padding)
+    expected = _reference.paste_masks_masker(masks, boxes, height, width, threshold, padding)
+    assert pasted.dtype == torch.uint8 and torch.equal(pasted.cpu(), expected)
+    assert pasted.any()
+
+
+def test_legacy_hand_computed_box(device: str) -> None:
+    # A 2x2 mask of ones, padding 1: the 4x4 padded map is resized to the integer box enlarged by 4 / 2 = 2 about
+    # its centre: (2, 2, 6, 6) -> half 2 * 2 = 4 about 4 -> (0, 0, 8, 8), 9 x 9 pixels. The resized value at
+    # output i is the 1-D profile p(i) squared (rows times columns): source u = 4 / 9 * (i + 0.5) - 0.5.
+    masks, boxes = torch.ones(1, 2, 2, device=device), torch.tensor([[2.0, 2.0, 6.0, 6.0]], device=device)
+    u = (4.0 / 9.0 * (torch.arange(9, dtype=torch.float64) + 0.5) - 0.5).clamp(min=0)
+    padded = torch.tensor([0.0, 1.0, 1.0, 0.0], dtype=torch.float64)
+    low = u.floor().long().clamp(max=3)
+    profile = padded[low] * (1 - (u - low)) + padded[(low + 1).clamp(max=3)] * (u - low)
+    expected = torch.zeros(10, 10, dtype=torch.uint8)
+    expected[:9, :9] = (profile[:, None] * profile[None, :] > 0.5).to(torch.uint8)
+    assert torch.equal(paste_masks(masks, boxes, 10, 10, 0.5, legacy=True)[0].cpu(), expected)
+    # Truncation toward zero: an enlarged corner at -0.5 becomes 0 (floor would give -1 and shift the mask).
+    shifted = torch.tensor([[0.25, 0.25, 2.0, 2.0]], device=device)  # -> (-0.625, -0.625, 2.875, 2.875) -> (0, 0, 2, 2)
+    pasted = paste_masks(masks, shifted, 5, 5, 0.0, legacy=True)[0].cpu()
+    assert pasted[:3, :3].all() and pasted.sum() == 9
+
+
+def test_legacy_zero_size_box_pastes_one_pixel_and_degenerate_boxes_nothing(device: str) -> None:
+    masks = torch.ones(4, 4, 4, device=device)
+    boxes = torch.tensor(
+        [[5.5, 6.5, 5.5, 6.5], [9.0, 9.0, 2.0, 2.0], [float("nan"), 0.0, 3.0, 3.0], [-40.0, 1.0, -20.0, 5.0]],
+        device=device,
+    )
+    pasted = paste_masks(masks, boxes, 12, 12, 0.5, legacy=True).cpu()
+    assert pasted[0].nonzero().tolist() == [[6, 5]]
+    assert pasted[1:].sum() == 0
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float64])
+def test_legacy_other_dtypes_are_pasted_in_float32(dtype: torch.dtype, device: str) -> None:
+    masks, boxes = random_masks(10, 16, 16, seed=3, dtype=dtype), legacy_boxes(10, 40, 50, seed=4)
+    expected = paste_masks(masks.float(), boxes, 40, 50, 0.5, legacy=True)
+    assert torch.equal(paste_masks(masks.to(device), boxes.to(device), 40, 50, 0.5, legacy=True).cpu(), expected)
+    assert torch.equal(paste_masks(masks.float(), boxes.double(), 40, 50, 0.5, legacy=True), expected)
+
+
+def test_legacy_empty_inputs(device: str) -> None:
+    empty = paste_masks(torch.zeros(0, 28, 28, device=device), torch.zeros(0, 4, device=device), 30, 40, legacy=True)
+    assert empty.shape == (0, 30, 40) and empty.device.type == device
+    boxes = torch.tensor([[0.0, 0.0, 5.0, 5.0]], device=device)
+    assert paste_masks(torch.ones(1, 28, 28, device=device), boxes, 30, 0, legacy=True).shape == (1, 30, 0)
+
+
+@pytest.mark.parametrize(("r", "threshold", "padding"), [(3, 0.5, 1), (2, 0.0, 0), (0, 0.5, 1)])
+def test_opcheck_legacy(r: int, threshold: float, padding: int) -> None:
+    masks, boxes = random_masks(r, 12, 12, seed=6), legacy_boxes(r, 20, 24, seed=7)
+    assert_opcheck(torch.ops.pysalient.paste_masks.default, (masks, boxes, 20, 24, threshold, True, padding))
+
+
+@pytest.mark.parametrize(
+    ("masks", "threshold", "padding", "message"),
+    [
+        (torch.zeros(3, 28, 14), 0.5, 1, r"legacy \(Masker\) pasting needs square masks"),
+        (torch.zeros(3, 28, 28), 1.5, 1, r"threshold must be in \[0, 1\] with legacy=True"),
+        (torch.zeros(3, 28, 28), -0.1, 1, r"threshold must be in \[0, 1\] with legacy=True"),
+        (torch.zeros(3, 28, 28), 0.5, -1, "padding must be non-negative"),
+    ],
+)
+def test_legacy_bad_inputs_raise(masks: Tensor, threshold: float, padding: int, message: str, device: str) -> None:
+    with pytest.raises(RuntimeError, match=f"pysalient::paste_masks: .*{message}"):
+        paste_masks(masks.to(device), torch.zeros(3, 4, device=device), 10, 12, threshold, True, padding)
+
+
+def test_legacy_must_be_a_bool() -> None:
+    with pytest.raises(ValueError, match="legacy must be a bool"):
+        paste_masks(torch.zeros(1, 4, 4), torch.zeros(1, 4), 5, 5, 0.5, legacy=1)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="legacy must be a bool"):
+        PasteMasks(0.5, legacy="yes")  # type: ignore[arg-type]
+
+
+def test_legacy_torchscript_and_export() -> None:
+    masks, boxes = random_masks(6, 28, 28, seed=8), legacy_boxes(6, 30, 40, seed=9)
+    loaded = scripted_round_trip(PasteMasks(0.5, legacy=True, padding=1))
+    expected = paste_masks(masks, boxes, 30, 40, 0.5, legacy=True)
+    assert torch.equal(loaded(masks, boxes, 30, 40), expected)
+    count = torch.export.Dim("count")
+    shapes = ({0: count}, {0: count}, None, None)
+    program = exported_module(PasteMasks(0.5, legacy=True), (masks, boxes, 30, 40), dynamic_shapes=shapes)
+    assert torch.equal(program(masks[:3], boxes[:3], 30, 40), expected[:3])

@@ -1,6 +1,6 @@
-// Greedy non-maximum suppression with torchvision's semantics: scores sorted with a stable descending sort,
-// IoU without the legacy +1, a box is suppressed when its IoU with a kept box is strictly greater than the
-// threshold (so NaN IoUs of degenerate boxes never suppress), keep indices returned in score order.
+// Greedy non-maximum suppression: scores sorted with a stable descending sort, keep indices returned in score order.
+// The IoU and the suppression test are torchvision's (no +1, IoU > threshold) or, with `legacy`, maskrcnn-benchmark's
+// (+1 pixel sizes, IoU >= threshold); see nms_kernel.h.
 #include <ATen/Parallel.h>
 #include <torch/library.h>
 
@@ -8,6 +8,7 @@
 
 #include "ops/checks.h"
 #include "ops/nms/nms_checks.h"
+#include "ops/nms/nms_kernel.h"
 
 namespace pysalient {
 namespace {
@@ -24,12 +25,12 @@ struct BoxColumns {
   const scalar_t* areas;
 };
 
-// Marks every not-yet-suppressed box order[begin..end) whose IoU with the kept box `kept` exceeds the threshold.
+// Marks every not-yet-suppressed box order[begin..end) that the kept box `kept` suppresses.
 // Arguments by value: a uint8_t store may alias any object, so values read through at::parallel_for's closure
 // would be reloaded after every flag written.
 template <typename scalar_t>
 void suppress_range(int64_t begin, int64_t end, const int64_t* order, const BoxColumns<scalar_t> boxes,
-                    const int64_t kept, const scalar_t threshold, uint8_t* suppressed) {
+                    const int64_t kept, const scalar_t threshold, const bool legacy, uint8_t* suppressed) {
   const scalar_t ix1 = boxes.x1[kept], iy1 = boxes.y1[kept], ix2 = boxes.x2[kept], iy2 = boxes.y2[kept];
   const scalar_t iarea = boxes.areas[kept];
   for (int64_t b = begin; b < end; ++b) {
@@ -37,28 +38,27 @@ void suppress_range(int64_t begin, int64_t end, const int64_t* order, const BoxC
     if (suppressed[j]) {
       continue;
     }
-    const scalar_t w = std::max(static_cast<scalar_t>(0), std::min(ix2, boxes.x2[j]) - std::max(ix1, boxes.x1[j]));
-    const scalar_t h = std::max(static_cast<scalar_t>(0), std::min(iy2, boxes.y2[j]) - std::max(iy1, boxes.y1[j]));
-    const scalar_t inter = w * h;
-    const scalar_t iou = inter / (iarea + boxes.areas[j] - inter);
-    if (iou > threshold) {
+    if (nms::suppresses(ix1, iy1, ix2, iy2, iarea, boxes.x1[j], boxes.y1[j], boxes.x2[j], boxes.y2[j], boxes.areas[j],
+                        threshold, legacy)) {
       suppressed[j] = 1;
     }
   }
 }
 
 template <typename scalar_t>
-at::Tensor nms_kernel(const at::Tensor& boxes, const at::Tensor& scores, double iou_threshold) {
+at::Tensor nms_kernel(const at::Tensor& boxes, const at::Tensor& scores, double iou_threshold, bool legacy) {
   const int64_t n = boxes.size(0);
   const at::Tensor order = std::get<1>(scores.sort(/*stable=*/true, /*dim=*/0, /*descending=*/true));
   const at::Tensor x1_t = boxes.select(1, 0).contiguous();
   const at::Tensor y1_t = boxes.select(1, 1).contiguous();
   const at::Tensor x2_t = boxes.select(1, 2).contiguous();
   const at::Tensor y2_t = boxes.select(1, 3).contiguous();
-  const at::Tensor areas_t = (x2_t - x1_t) * (y2_t - y1_t);
-
+  std::vector<scalar_t> areas(n);
   const BoxColumns<scalar_t> columns{x1_t.data_ptr<scalar_t>(), y1_t.data_ptr<scalar_t>(), x2_t.data_ptr<scalar_t>(),
-                                     y2_t.data_ptr<scalar_t>(), areas_t.data_ptr<scalar_t>()};
+                                     y2_t.data_ptr<scalar_t>(), areas.data()};
+  for (int64_t i = 0; i < n; ++i) {
+    areas[i] = nms::box_area(columns.x1[i], columns.y1[i], columns.x2[i], columns.y2[i], legacy);
+  }
   const int64_t* order_ptr = order.data_ptr<int64_t>();
   const scalar_t threshold = static_cast<scalar_t>(iou_threshold);
 
@@ -75,13 +75,13 @@ at::Tensor nms_kernel(const at::Tensor& boxes, const at::Tensor& scores, double 
     }
     keep.push_back(i);
     at::parallel_for(a + 1, n, kGrain, [&](int64_t begin, int64_t end) {
-      suppress_range<scalar_t>(begin, end, order_ptr, columns, i, threshold, suppressed_ptr);
+      suppress_range<scalar_t>(begin, end, order_ptr, columns, i, threshold, legacy, suppressed_ptr);
     });
   }
   return at::tensor(keep, boxes.options().dtype(at::kLong));
 }
 
-at::Tensor nms_cpu(const at::Tensor& boxes, const at::Tensor& scores, double iou_threshold) {
+at::Tensor nms_cpu(const at::Tensor& boxes, const at::Tensor& scores, double iou_threshold, bool legacy) {
   nms::check_inputs(boxes, scores, kOp, &check_cpu);
   if (boxes.size(0) == 0) {
     return at::empty({0}, boxes.options().dtype(at::kLong));
@@ -91,7 +91,8 @@ at::Tensor nms_cpu(const at::Tensor& boxes, const at::Tensor& scores, double iou
   const at::Tensor b = reduced ? boxes.to(at::kFloat) : boxes;
   const at::Tensor s = scores.to(b.scalar_type());
   at::Tensor keep;
-  AT_DISPATCH_FLOATING_TYPES(b.scalar_type(), "nms_cpu", [&] { keep = nms_kernel<scalar_t>(b, s, iou_threshold); });
+  AT_DISPATCH_FLOATING_TYPES(b.scalar_type(), "nms_cpu",
+                             [&] { keep = nms_kernel<scalar_t>(b, s, iou_threshold, legacy); });
   return keep;
 }
 

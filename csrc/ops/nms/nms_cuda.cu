@@ -1,5 +1,5 @@
-// Greedy NMS on CUDA with the semantics of nms_cpu.cpp (torchvision's): stable descending score sort, IoU without
-// the legacy +1, suppression when IoU > threshold (strict, so NaN IoUs never suppress), keep in score order.
+// Greedy NMS on CUDA with the semantics of nms_cpu.cpp: stable descending score sort, keep in score order, the IoU
+// and suppression test of nms_kernel.h (torchvision's, or maskrcnn-benchmark's +1 / IoU >= threshold with `legacy`).
 //
 // Two kernels, the usual GPU formulation of greedy NMS:
 //  1. mask: for the score-sorted boxes, bit j of row i says whether box i would suppress box j (j > i); blocks of
@@ -9,7 +9,7 @@
 //     accumulated so far (and against each other through the diagonal word), then all threads OR the rows of the
 //     boxes just kept into the removal bits of the later words. A box is kept iff no earlier kept box suppresses
 //     it, exactly the CPU loop's decision, so the result is identical and deterministic.
-// The IoU is evaluated with the CPU kernel's expression, including std::min/std::max's handling of NaN operands.
+// The IoU is the CPU kernel's expression (nms_kernel.h), including std::min/std::max's handling of NaN operands.
 #include <ATen/ATen.h>
 #include <ATen/Dispatch.h>
 #include <torch/library.h>
@@ -17,6 +17,7 @@
 #include "ops/checks.h"
 #include "ops/cuda_utils.cuh"
 #include "ops/nms/nms_checks.h"
+#include "ops/nms/nms_kernel.h"
 
 namespace pysalient {
 namespace {
@@ -25,33 +26,9 @@ constexpr const char* kOp = "pysalient::nms";
 constexpr int kWordBits = 64;
 constexpr int kScanThreads = 256;
 
-// std::min(a, b) and std::max(a, b) exactly (which operand wins when one is NaN matters for parity).
-template <typename T>
-__device__ inline T std_min(T a, T b) {
-  return b < a ? b : a;
-}
-template <typename T>
-__device__ inline T std_max(T a, T b) {
-  return a < b ? b : a;
-}
-
-// Whether kept box a (the higher score) suppresses candidate b; the operand order of nms_cpu.cpp.
-template <typename T>
-__device__ inline bool suppresses(const T* a, T area_a, const T* b, T area_b, T threshold) {
-  const T w = std_max(static_cast<T>(0), std_min(a[2], b[2]) - std_max(a[0], b[0]));
-  const T h = std_max(static_cast<T>(0), std_min(a[3], b[3]) - std_max(a[1], b[1]));
-  const T inter = w * h;
-  return inter / (area_a + area_b - inter) > threshold;
-}
-
-template <typename T>
-__device__ inline T box_area(const T* box) {
-  return (box[2] - box[0]) * (box[3] - box[1]);
-}
-
 // boxes: score-sorted [N, 4]; mask: [N, words] with words = ceil(N / 64); grid (words, words), 64 threads.
 template <typename T>
-__global__ void mask_kernel(const T* __restrict__ boxes, int64_t n, T threshold, int64_t words,
+__global__ void mask_kernel(const T* __restrict__ boxes, int64_t n, T threshold, bool legacy, int64_t words,
                             uint64_t* __restrict__ mask) {
   const int64_t column_block = blockIdx.x;
   const int64_t row_block = blockIdx.y;
@@ -71,7 +48,7 @@ __global__ void mask_kernel(const T* __restrict__ boxes, int64_t n, T threshold,
     for (int k = 0; k < 4; ++k) {
       columns[t * 4 + k] = box[k];
     }
-    column_areas[t] = box_area(box);
+    column_areas[t] = nms::box_area(box[0], box[1], box[2], box[3], legacy);
   }
   __syncthreads();
   if (t >= row_size) {
@@ -79,10 +56,12 @@ __global__ void mask_kernel(const T* __restrict__ boxes, int64_t n, T threshold,
   }
   const int64_t i = row_start + t;
   const T* row_box = boxes + i * 4;
-  const T row_area = box_area(row_box);
+  const T row_area = nms::box_area(row_box[0], row_box[1], row_box[2], row_box[3], legacy);
   uint64_t bits = 0;
   for (int j = row_block == column_block ? t + 1 : 0; j < column_size; ++j) {
-    if (suppresses(row_box, row_area, columns + j * 4, column_areas[j], threshold)) {
+    const T* column = columns + j * 4;
+    if (nms::suppresses(row_box[0], row_box[1], row_box[2], row_box[3], row_area, column[0], column[1], column[2],
+                        column[3], column_areas[j], threshold, legacy)) {
       bits |= uint64_t{1} << j;
     }
   }
@@ -127,7 +106,7 @@ __global__ void scan_kernel(const uint64_t* __restrict__ mask, int64_t n, int64_
 }
 
 template <typename scalar_t>
-at::Tensor nms_kernel(const at::Tensor& boxes, const at::Tensor& scores, double iou_threshold) {
+at::Tensor nms_kernel(const at::Tensor& boxes, const at::Tensor& scores, double iou_threshold, bool legacy) {
   const int64_t n = boxes.size(0);
   const int64_t words = (n + kWordBits - 1) / kWordBits;
   const at::Tensor order = std::get<1>(scores.sort(/*stable=*/true, /*dim=*/0, /*descending=*/true));
@@ -138,8 +117,8 @@ at::Tensor nms_kernel(const at::Tensor& boxes, const at::Tensor& scores, double 
   auto* mask_ptr = reinterpret_cast<uint64_t*>(mask.data_ptr<int64_t>());
   const cudaStream_t stream = c10::cuda::getCurrentCUDAStream();
   mask_kernel<scalar_t><<<dim3(static_cast<unsigned int>(words), static_cast<unsigned int>(words)), kWordBits, 0,
-                          stream>>>(sorted.data_ptr<scalar_t>(), n, static_cast<scalar_t>(iou_threshold), words,
-                                    mask_ptr);
+                          stream>>>(sorted.data_ptr<scalar_t>(), n, static_cast<scalar_t>(iou_threshold), legacy,
+                                    words, mask_ptr);
   C10_CUDA_KERNEL_LAUNCH_CHECK();
   scan_kernel<<<1, kScanThreads, 0, stream>>>(mask_ptr, n, words,
                                               reinterpret_cast<uint64_t*>(removed.data_ptr<int64_t>()),
@@ -148,7 +127,7 @@ at::Tensor nms_kernel(const at::Tensor& boxes, const at::Tensor& scores, double 
   return order.masked_select(keep);
 }
 
-at::Tensor nms_cuda(const at::Tensor& boxes, const at::Tensor& scores, double iou_threshold) {
+at::Tensor nms_cuda(const at::Tensor& boxes, const at::Tensor& scores, double iou_threshold, bool legacy) {
   nms::check_inputs(boxes, scores, kOp, &check_cuda);
   if (boxes.size(0) == 0) {
     return at::empty({0}, boxes.options().dtype(at::kLong));
@@ -162,7 +141,8 @@ at::Tensor nms_cuda(const at::Tensor& boxes, const at::Tensor& scores, double io
   const at::Tensor b = reduced ? boxes.to(at::kFloat) : boxes;
   const at::Tensor s = scores.to(b.scalar_type());
   at::Tensor keep;
-  AT_DISPATCH_FLOATING_TYPES(b.scalar_type(), "nms_cuda", [&] { keep = nms_kernel<scalar_t>(b, s, iou_threshold); });
+  AT_DISPATCH_FLOATING_TYPES(b.scalar_type(), "nms_cuda",
+                             [&] { keep = nms_kernel<scalar_t>(b, s, iou_threshold, legacy); });
   return keep;
 }
 

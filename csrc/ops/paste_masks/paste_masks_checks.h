@@ -8,10 +8,12 @@
 namespace pysalient {
 namespace paste_masks {
 
-// masks [R, Mh, Mw] (at least 1x1) and boxes [R, 4] floating point on one device of the kernel's type, a
-// non-negative image size and a threshold in (0, 1]. `check_device_type` is check_cpu or check_cuda.
+// masks [R, Mh, Mw] (at least 1x1; square with `legacy`) and boxes [R, 4] floating point on one device of the
+// kernel's type, a non-negative image size, a threshold in (0, 1] ([0, 1] with `legacy`, whose test is strict) and a
+// non-negative padding. `check_device_type` is check_cpu or check_cuda.
 inline void check_inputs(const at::Tensor& masks, const at::Tensor& boxes, int64_t height, int64_t width,
-                         double threshold, const char* op, DeviceTypeCheck check_device_type) {
+                         double threshold, bool legacy, int64_t padding, const char* op,
+                         DeviceTypeCheck check_device_type) {
   check_dim(masks, 3, op, "masks", "[R, Mh, Mw]");
   check_floating(masks, op, "masks");
   check_device_type(masks, op, "masks");
@@ -24,6 +26,14 @@ inline void check_inputs(const at::Tensor& masks, const at::Tensor& boxes, int64
   TORCH_CHECK(masks.size(1) >= 1 && masks.size(2) >= 1, op, ": masks must be at least 1x1 per RoI, got shape ",
               masks.sizes());
   TORCH_CHECK(height >= 0 && width >= 0, op, ": height and width must be non-negative, got ", height, "x", width);
+  TORCH_CHECK(padding >= 0, op, ": padding must be non-negative, got ", padding);
+  if (legacy) {
+    TORCH_CHECK(masks.size(1) == masks.size(2), op, ": legacy (Masker) pasting needs square masks [R, M, M], got ",
+                masks.sizes());
+    TORCH_CHECK(threshold >= 0.0 && threshold <= 1.0, op, ": threshold must be in [0, 1] with legacy=True, got ",
+                threshold);
+    return;
+  }
   // A sample of 0 (everywhere outside the box) must never count as foreground, hence threshold > 0.
   TORCH_CHECK(threshold > 0.0 && threshold <= 1.0, op, ": threshold must be in (0, 1], got ", threshold);
 }

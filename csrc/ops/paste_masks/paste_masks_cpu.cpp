@@ -1,7 +1,7 @@
 // Pastes RoI mask probabilities into the image (detectron2 paste_masks_in_image): every image pixel takes the
 // bilinear sample (align_corners=False, zero padding) of its box's mask at the pixel centre and is set when the
 // sample reaches the threshold. Only the pixels where the sample can be non-zero are visited; rows of all masks
-// run in parallel.
+// run in parallel. With `legacy`, maskrcnn-benchmark's Masker instead (paste_masks_kernel.h).
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 #include <torch/library.h>
@@ -96,12 +96,68 @@ void paste_masks_kernel(const at::Tensor& masks, const at::Tensor& boxes, int64_
   });
 }
 
+// The Masker: one image row of one RoI at a time, only the columns its integer box covers.
+template <typename scalar_t>
+void paste_masks_legacy_kernel(const at::Tensor& masks, const at::Tensor& boxes, int64_t height, int64_t width,
+                               double threshold, int64_t padding, at::Tensor& output) {
+  const int64_t r_count = masks.size(0);
+  const int64_t size = masks.size(1);
+  const int64_t padded = size + 2 * padding;
+  const float scale = legacy_scale(size, padding);
+  const float cut = static_cast<float>(threshold);
+  const scalar_t* mask_data = masks.data_ptr<scalar_t>();
+  const float* box_data = boxes.data_ptr<float>();
+  uint8_t* out_data = output.data_ptr<uint8_t>();
+
+  const int64_t grain = std::max<int64_t>(1, 4096 / std::max<int64_t>(1, width));
+  at::parallel_for(0, r_count * height, grain, [&](int64_t begin, int64_t end) {
+    std::vector<LegacyTap> column_taps;
+    for (int64_t index = begin; index < end; ++index) {
+      const int64_t r = index / height;
+      const int64_t y = index % height;
+      LegacyBox box;
+      if (!legacy_box(box_data + r * 4, scale, &box) || y < box.y0 || y > box.y1) {
+        continue;
+      }
+      const int64_t x_first = std::max<int64_t>(box.x0, 0);
+      const int64_t x_end = std::min<int64_t>(box.x1 + 1, width);
+      if (x_first >= x_end) {
+        continue;
+      }
+      const scalar_t* mask = mask_data + r * size * size;
+      // The zero-padded map, read in place.
+      auto value = [&](int64_t row, int64_t column) -> float {
+        const int64_t i = row - padding, j = column - padding;
+        return (i >= 0 && i < size && j >= 0 && j < size) ? static_cast<float>(mask[i * size + j]) : 0.0f;
+      };
+      const bool four_tap = box.h + box.w <= 128;
+      const LegacyTap ty = legacy_tap(y - box.y0, padded, box.h);
+      uint8_t* out_row = out_data + index * width;
+      for (int64_t x = x_first; x < x_end; ++x) {
+        const LegacyTap tx = legacy_tap(x - box.x0, padded, box.w);
+        const float sample = legacy_sample(value(ty.i0, tx.i0), value(ty.i0, tx.i1), value(ty.i1, tx.i0),
+                                           value(ty.i1, tx.i1), ty, tx, four_tap);
+        out_row[x] = sample > cut ? 1 : 0;
+      }
+    }
+  });
+}
+
 at::Tensor paste_masks_cpu(const at::Tensor& masks, const at::Tensor& boxes, int64_t height, int64_t width,
-                           double threshold) {
-  paste_masks::check_inputs(masks, boxes, height, width, threshold, kOp, &check_cpu);
+                           double threshold, bool legacy, int64_t padding) {
+  paste_masks::check_inputs(masks, boxes, height, width, threshold, legacy, padding, kOp, &check_cpu);
 
   at::Tensor output = at::zeros({masks.size(0), height, width}, masks.options().dtype(at::kByte));
   if (output.numel() == 0) {
+    return output;
+  }
+  if (legacy) {
+    const at::Tensor mask_values = masks.contiguous();
+    // The Masker's boxes are float32; so is all its arithmetic.
+    const at::Tensor box_values = boxes.to(at::kFloat).contiguous();
+    AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, mask_values.scalar_type(), "paste_masks_legacy_cpu", [&] {
+      paste_masks_legacy_kernel<scalar_t>(mask_values, box_values, height, width, threshold, padding, output);
+    });
     return output;
   }
   const at::Tensor mask_values = masks.contiguous();

@@ -7,6 +7,8 @@
 // 2. paste: one thread per output pixel writes its final uint8 value (0 outside the support) straight into the
 //    [R, H, W] output; no float image-sized buffer exists. The sample is the CPU kernel's double expression, so the
 //    masks are identical.
+// With `legacy` (maskrcnn-benchmark's Masker), one kernel: each thread derives its RoI's integer box and its two
+// taps with the float32 arithmetic of paste_masks_kernel.h, the CPU kernel's, so the masks are identical too.
 #include <ATen/ATen.h>
 #include <ATen/Dispatch.h>
 #include <torch/library.h>
@@ -96,9 +98,65 @@ __global__ void paste_kernel(const scalar_t* __restrict__ masks, const Tap* __re
   }
 }
 
+// masks: [R, M, M]; boxes: [R, 4] float32; output: [R, H, W] uint8, every element written.
+template <typename scalar_t>
+__global__ void paste_legacy_kernel(const scalar_t* __restrict__ masks, const float* __restrict__ boxes,
+                                    int64_t total, int64_t size, int64_t padding, float scale, int64_t height,
+                                    int64_t width, float threshold, uint8_t* __restrict__ output) {
+  const int64_t padded = size + 2 * padding;
+  for (int64_t index = cuda::grid_start(); index < total; index += cuda::grid_stride()) {
+    const int64_t x = index % width;
+    const int64_t ry = index / width;
+    const int64_t y = ry % height;
+    const int64_t r = ry / height;
+    uint8_t value = 0;
+    LegacyBox box;
+    if (legacy_box(boxes + r * 4, scale, &box) && y >= box.y0 && y <= box.y1 && x >= box.x0 && x <= box.x1) {
+      const scalar_t* mask = masks + r * size * size;
+      const LegacyTap ty = legacy_tap(y - box.y0, padded, box.h);
+      const LegacyTap tx = legacy_tap(x - box.x0, padded, box.w);
+      float v[4];
+      const int64_t rows[2] = {ty.i0 - padding, ty.i1 - padding};
+      const int64_t columns[2] = {tx.i0 - padding, tx.i1 - padding};
+      for (int a = 0; a < 2; ++a) {
+        for (int b = 0; b < 2; ++b) {
+          const int64_t i = rows[a], j = columns[b];
+          v[a * 2 + b] = (i >= 0 && i < size && j >= 0 && j < size) ? static_cast<float>(mask[i * size + j]) : 0.0f;
+        }
+      }
+      value = legacy_sample(v[0], v[1], v[2], v[3], ty, tx, box.h + box.w <= 128) > threshold ? 1 : 0;
+    }
+    output[index] = value;
+  }
+}
+
+at::Tensor paste_masks_legacy_cuda(const at::Tensor& masks, const at::Tensor& boxes, int64_t height, int64_t width,
+                                   double threshold, int64_t padding) {
+  const c10::cuda::CUDAGuard guard(masks.device());
+  at::Tensor output = at::empty({masks.size(0), height, width}, masks.options().dtype(at::kByte));
+  if (output.numel() == 0) {
+    return output;
+  }
+  const at::Tensor mask_values = masks.contiguous();
+  const at::Tensor box_values = boxes.to(at::kFloat).contiguous();
+  const int64_t total = output.numel();
+  const float scale = legacy_scale(masks.size(1), padding);
+  const cudaStream_t stream = c10::cuda::getCurrentCUDAStream();
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, mask_values.scalar_type(), "paste_masks_legacy_cuda", [&] {
+    paste_legacy_kernel<scalar_t><<<cuda::blocks_for(total), cuda::kThreads, 0, stream>>>(
+        mask_values.data_ptr<scalar_t>(), box_values.data_ptr<float>(), total, masks.size(1), padding, scale, height,
+        width, static_cast<float>(threshold), output.data_ptr<uint8_t>());
+    C10_CUDA_KERNEL_LAUNCH_CHECK();
+  });
+  return output;
+}
+
 at::Tensor paste_masks_cuda(const at::Tensor& masks, const at::Tensor& boxes, int64_t height, int64_t width,
-                            double threshold) {
-  paste_masks::check_inputs(masks, boxes, height, width, threshold, kOp, &check_cuda);
+                            double threshold, bool legacy, int64_t padding) {
+  paste_masks::check_inputs(masks, boxes, height, width, threshold, legacy, padding, kOp, &check_cuda);
+  if (legacy) {
+    return paste_masks_legacy_cuda(masks, boxes, height, width, threshold, padding);
+  }
   // Mask cell indices are stored in 32 bits.
   TORCH_CHECK(masks.size(1) <= std::numeric_limits<int32_t>::max() &&
                   masks.size(2) <= std::numeric_limits<int32_t>::max(),

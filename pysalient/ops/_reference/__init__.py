@@ -10,7 +10,7 @@ native library cannot be loaded. One module per operator (in the order of the sc
 - :mod:`.assembling`: ``assemble_instances``
 - :mod:`.roi_align`: ``multilevel_roi_align``
 - :mod:`.suppression`: ``nms``
-- :mod:`.pasting`: ``paste_masks``, ``paste_mask_samples``
+- :mod:`.pasting`: ``paste_masks``, ``paste_masks_masker``, ``paste_mask_samples``
 - :mod:`.mask_upsampling`: ``upsample_masks``, ``upsample_mask_probabilities``, ``mask_boxes``
 - :mod:`.dice`: ``dice_cost``
 - :mod:`.hungarian`: ``linear_sum_assignment``
@@ -23,7 +23,7 @@ from pysalient.ops._reference.dice import dice_cost
 from pysalient.ops._reference.hungarian import linear_sum_assignment
 from pysalient.ops._reference.mask_upsampling import mask_boxes, upsample_mask_probabilities, upsample_masks
 from pysalient.ops._reference.masking import roi_masking, roi_masking_masks
-from pysalient.ops._reference.pasting import paste_mask_samples, paste_masks
+from pysalient.ops._reference.pasting import paste_mask_samples, paste_masks, paste_masks_masker
 from pysalient.ops._reference.pillow_resize import resize_image
 from pysalient.ops._reference.roi_align import multilevel_roi_align
 from pysalient.ops._reference.suppression import nms
@@ -37,6 +37,7 @@ __all__ = [
     "nms",
     "paste_mask_samples",
     "paste_masks",
+    "paste_masks_masker",
     "resize_image",
     "roi_masking",
     "roi_masking_masks",
