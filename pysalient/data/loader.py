@@ -90,7 +90,7 @@ def build_loader(
     num_replicas: Optional[int] = None,
     rank: Optional[int] = None,
 ) -> DataLoader:
-    """A DataLoader yielding **lists** of samples (collation into tensors is the model family's job).
+    """A DataLoader yielding **lists** of samples (collated into tensors by :func:`pysalient.data.collate.collate`).
 
     Args:
         dataset: a pysalient dataset (receives seeded keys) or any map-style dataset (plain indices).
