@@ -100,3 +100,19 @@ def test_scripted_backbone_matches_eager() -> None:
     scripted = torch.jit.script(model)
     for name, value in model(x).items():
         torch.testing.assert_close(scripted(x)[name], value)
+
+
+def test_stride_in_1x1_and_frozen_bn_epsilon_options() -> None:
+    from pysalient.backbones import build_resnet
+    from pysalient.layers import FrozenBatchNorm2d
+
+    msra = build_resnet(50, stride_in_1x1=True, frozen_bn_eps=0.0, freeze_at=2)
+    block = msra.res3[0]
+    assert block.conv1.stride == (2, 2) and block.conv2.stride == (1, 1)
+    default = build_resnet(50)
+    assert default.res3[0].conv1.stride == (1, 1) and default.res3[0].conv2.stride == (2, 2)
+    eps = {module.eps for module in msra.modules() if isinstance(module, FrozenBatchNorm2d)}
+    assert eps == {0.0}  # maskrcnn-benchmark's FrozenBN: weight * rsqrt(running_var), no epsilon
+    norm = FrozenBatchNorm2d(1, eps=0.0)
+    norm.running_var.fill_(4.0)
+    assert norm(torch.ones(1, 1, 1, 1)).item() == 0.5

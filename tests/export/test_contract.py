@@ -117,6 +117,34 @@ def test_preprocessor_is_the_same_module_scripted_and_eager() -> None:
         assert tuple(pixels.shape) == (3, expected[2], expected[3])
 
 
+# maskrcnn-benchmark's rule at 320/480 (rdpnet_modules_official.pt["resize_table"] rows): a truncated long side,
+# a half-to-even tie (97x960 -> 48.5 -> 48), an unchanged short side, the cap.
+LEGACY_TABLE = [(300, 400, 320, 426), (97, 960, 48, 475), (960, 97, 475, 48), (319, 481, 318, 479)]
+LEGACY_TABLE += [(320, 480, 320, 480), (321, 321, 320, 320), (100, 1000, 48, 480), (257, 383, 320, 476)]
+
+
+def test_legacy_resize_mode_scripted_eager_and_exported() -> None:
+    spec = InputSpec(resize="shortest_edge_legacy", min_size=320, max_size=480, channel_order="BGR")
+    preprocessor = Preprocessor(spec)
+    scripted = torch.jit.script(preprocessor)
+    images = {(h, w): torch.from_numpy(random_image(h, w, h + w)) for h, w, _, _ in LEGACY_TABLE}
+    eager = {key: preprocessor(image) for key, image in images.items()}
+    for height, width, new_height, new_width in LEGACY_TABLE:
+        assert spec.resized_hw(height, width) == (new_height, new_width)
+        pixels, size = eager[(height, width)]
+        assert size == [new_height, new_width]
+        assert tuple(pixels.shape) == (3, -(-new_height // 32) * 32, -(-new_width // 32) * 32)
+        scripted_pixels, scripted_size = scripted(images[(height, width)])
+        assert scripted_size == size and torch.equal(scripted_pixels, pixels)
+    # torch.export with dynamic H and W: the sizes are exact symbolic expressions (no data-dependent sizes), so one
+    # program reproduces every case, the half-to-even tie included.
+    dims = {"image": {0: torch.export.Dim("height", min=2, max=2048), 1: torch.export.Dim("width", min=2, max=2048)}}
+    program = torch.export.export(preprocessor, (images[(300, 400)],), dynamic_shapes=dims, strict=False).module()
+    for key, image in images.items():
+        pixels, size = program(image)
+        assert [int(value) for value in size] == eager[key][1] and torch.equal(pixels, eager[key][0]), key
+
+
 @pytest.mark.parametrize("conf", [-0.1, 1.5, float("nan"), "0.3", True])
 def test_out_of_range_conf_is_rejected_everywhere(conf, tmp_path) -> None:  # noqa: ANN001
     model = sized_confident_model(64, 128)

@@ -48,6 +48,7 @@ class MultiLevelMaskDecoder(nn.Module):
         self.scales: List[float] = [float(scale) for scale in POOLER_SCALES]
         self.sizes: List[int] = [int(size) for size in POOLER_SIZES]
         self.stage_names: List[str] = list(STAGE_NAMES)
+        self.sampling_ratio = SAMPLING_RATIO
         self.reduce = nn.ModuleList(_conv_gn_relu(in_channels, channels, 1, norm_groups) for _ in POOLER_SIZES)
         self.decode = nn.ModuleList(_conv_gn_relu(channels, channels, 3, norm_groups) for _ in range(4))
         self.predictor = nn.Conv2d(channels, num_classes + 1, 1)
@@ -63,7 +64,7 @@ class MultiLevelMaskDecoder(nn.Module):
 
     def pooled(self, reduced: List[Tensor], rois: Tensor) -> List[Tensor]:
         """RoIAlign of rois [R, 5] (batch index, x1, y1, x2, y2 in input pixels) on F3..F7: [R, channels, s_l, s_l]."""
-        return ops.multilevel_roi_align(reduced, rois, self.scales, self.sizes, SAMPLING_RATIO, False)
+        return ops.multilevel_roi_align(reduced, rois, self.scales, self.sizes, self.sampling_ratio, False)
 
     def stages(self, pooled: List[Tensor]) -> Dict[str, Tensor]:
         """The four decoder outputs (``stage1_4x4`` .. ``stage4_32x32``) and ``logits`` [R, num_classes + 1, 32, 32]."""
