@@ -13,7 +13,8 @@ Per image and level (:func:`select_level`):
 Then per image over all levels (:class:`FCOSPostProcessor`): class-wise NMS and ``max_det`` (:func:`max_detections`).
 
 ``legacy=True`` is maskrcnn-benchmark's convention, the one of RDPNet's official code: clipping to
-``[0, size - 1]``, NMS with ``+1`` areas that suppresses at IoU >= threshold (:func:`legacy_nms`), and kept
+``[0, size - 1]``, NMS with ``+1`` areas that suppresses at IoU >= threshold (:func:`legacy_nms`, the native
+``batched_nms(..., legacy=True)``), and kept
 indices in ascending candidate order.
 
 Differences from the official code: the fallback maximum is taken per image (the official one is taken over the
@@ -26,7 +27,6 @@ from __future__ import annotations
 
 from typing import List, Tuple
 
-import numpy as np
 import torch
 from torch import Tensor, nn
 
@@ -90,22 +90,14 @@ def select_level(
     return clip_boxes(boxes, image_hw, legacy), scores, labels, location_index
 
 
-def float32_below(value: float) -> float:
-    """The largest float32 below ``float32(value)``: ``iou > float32_below(t)`` is ``iou >= t`` in float32."""
-    return float(np.nextafter(np.float32(value), np.float32(-np.inf)))
-
-
 def legacy_nms(boxes: Tensor, scores: Tensor, labels: Tensor, iou_threshold: float) -> Tensor:
     """Class-wise NMS with maskrcnn-benchmark's convention, kept indices in ascending order.
 
     Boxes cover pixels x1..x2 inclusive (areas and intersections with ``+1``), a box is suppressed by a
     higher-scored kept box of the same label when their IoU is >= ``iou_threshold``, boxes are visited by
     decreasing score (stable for ties) and the kept indices are returned in ascending order (detections keep their
-    candidate order), as the official CPU and CUDA kernels do.
-
-    Implemented on the native torchvision-semantics NMS: the +1 IoU of (x1, y1, x2, y2) is the plain IoU of
-    (x1, y1, x2 + 1, y2 + 1), ">= t" is "> the float32 just below t" (the kernel compares in float32), and labels are
-    kept apart by coordinate offsets (exportable, no data-dependent branch).
+    candidate order), as the official CPU and CUDA kernels do. Runs the native ``batched_nms(..., legacy=True)``
+    (exportable with a data-dependent candidate count).
 
     Args:
         boxes: [N, 4] float32.
@@ -116,18 +108,7 @@ def legacy_nms(boxes: Tensor, scores: Tensor, labels: Tensor, iou_threshold: flo
     Returns:
         int64 [K] kept indices, ascending.
     """
-    return legacy_nms_above(boxes, scores, labels, float32_below(iou_threshold))
-
-
-def legacy_nms_above(boxes: Tensor, scores: Tensor, labels: Tensor, suppress_above: float) -> Tensor:
-    """:func:`legacy_nms` suppressing at IoU > ``suppress_above`` (scriptable: the float32 rounding of the
-    threshold, :func:`float32_below`, is done by the caller)."""
-    # The one place to switch to the native legacy NMS (ops.nms(..., legacy=True)) once it exists.
-    shifted = boxes + torch.tensor([0.0, 0.0, 1.0, 1.0], dtype=boxes.dtype, device=boxes.device)
-    extent = torch.cat([shifted.flatten(), shifted.new_zeros([1])]).max() + 1.0
-    shifted = shifted + (labels.to(boxes.dtype) * extent)[:, None]
-    keep = ops.nms(shifted, scores, suppress_above)
-    return torch.sort(keep).values
+    return torch.sort(ops.batched_nms(boxes, scores, labels, iou_threshold, legacy=True)).values
 
 
 def max_detections(scores: Tensor, max_det: int, rule: str = "kthvalue") -> Tensor:
@@ -183,7 +164,6 @@ class FCOSPostProcessor(nn.Module):
         self.score_threshold = float(score_threshold)
         self.pre_nms_top_n = int(pre_nms_top_n)
         self.nms_threshold = float(nms_threshold)
-        self.suppress_above = float32_below(nms_threshold)
         self.max_det = int(max_det)
         self.legacy = bool(legacy)
         self.max_det_rule = max_det_rule
@@ -235,7 +215,7 @@ class FCOSPostProcessor(nn.Module):
     def select(self, boxes: Tensor, scores: Tensor, labels: Tensor) -> Tensor:
         """Indices (ascending) of one image's candidates that survive NMS and the cap ``max_det``."""
         if self.legacy:
-            keep = legacy_nms_above(boxes, scores, labels, self.suppress_above)
+            keep = legacy_nms(boxes, scores, labels, self.nms_threshold)
         else:
             keep = torch.sort(ops.batched_nms(boxes, scores, labels, self.nms_threshold)).values
         return keep[max_detections(scores[keep], self.max_det, self.max_det_rule)]

@@ -8,7 +8,7 @@ conventions (:class:`pysalient.detection.FCOSPostProcessor` with ``legacy=True``
 per-level fallback, top 1000 per level, decoding, clipping to the valid image minus one pixel, +1 NMS at IoU >= 0.6,
 the kthvalue top-100 rule), the mask decoder on the detections in resized-image coordinates, boxes rescaled to the
 output frame by float32 ratios, masks pasted with the official ``Masker(0.5, padding=1)``
-(:func:`pysalient.detection.masks.paste_masks_legacy_from` on ``ops.paste_masks``).
+(``ops.paste_masks(..., legacy=True, padding=1)``).
 
 Beyond the official code: ``conf`` (the minimum final score) is applied after post-processing and before the mask
 decoder (RoIs are decoded independently, so the kept masks are unchanged and a high ``conf`` costs nothing), results
@@ -23,7 +23,7 @@ from typing import List, Tuple
 import torch
 from torch import Tensor, nn
 
-from pysalient.detection.masks import paste_masks_legacy_from, strictly_above
+from pysalient import ops
 from pysalient.detection.postprocess import FCOSPostProcessor
 from pysalient.models.family import InferenceSpec
 from pysalient.models.rdpnet.config import RDPNetConfig
@@ -62,7 +62,7 @@ class RDPNetDetector(nn.Module):
             legacy=True,
             max_det_rule="kthvalue",
         )
-        self.paste_threshold = strictly_above(inference.mask_threshold)
+        self.mask_threshold = float(inference.mask_threshold)
 
     def forward(
         self, images: Tensor, image_sizes: List[List[int]], output_sizes: List[List[int]], conf: Tensor
@@ -103,8 +103,8 @@ class RDPNetDetector(nn.Module):
             probabilities = torch.gather(image_logits.float(), 1, channel)[:, 0].sigmoid()
             output_hw = output_sizes[index]
             output_boxes = scale_boxes(boxes, image_sizes[index], output_hw)
-            masks = paste_masks_legacy_from(
-                probabilities, output_boxes, output_hw[0], output_hw[1], self.paste_threshold, 1
+            masks = ops.paste_masks(
+                probabilities, output_boxes, output_hw[0], output_hw[1], self.mask_threshold, legacy=True, padding=1
             )
             results.append((output_boxes, scores.to(torch.float32), labels, masks.to(torch.uint8)))
         return results

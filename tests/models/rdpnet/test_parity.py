@@ -14,7 +14,6 @@ import torch
 
 import pysalient
 from pysalient import ops
-from pysalient.detection.masks import paste_masks_legacy
 from pysalient.detection.postprocess import FCOSPostProcessor
 from pysalient.inputs import Preprocessor
 from pysalient.models import get_family, get_model_entry
@@ -200,7 +199,8 @@ def test_fcos_postprocessing_stress_case(modules: Dict[str, Any]) -> None:
 @needs_module_fixture
 def test_masker_stress_case(modules: Dict[str, Any]) -> None:
     case = modules["masker"]
-    masks = paste_masks_legacy(case["mask_prob"][:, 0], case["boxes"], *case["image_hw"], threshold=0.5, padding=1)
+    height, width = case["image_hw"]
+    masks = ops.paste_masks(case["mask_prob"][:, 0], case["boxes"], height, width, 0.5, legacy=True, padding=1)
     assert torch.equal(masks.bool(), case["masks"])
 
 
