@@ -1,14 +1,23 @@
-"""Detector building blocks shared by the box-based families: boxes, point locations, post-processing."""
+"""Detector building blocks shared by the box-based families: boxes, point locations, target assignment, matching,
+mask targets and post-processing."""
 
 from pysalient.detection.boxes import box_area, box_iou, clip_boxes
+from pysalient.detection.fcos_targets import FCOS_SIZE_RANGES, centerness_targets, fcos_targets
 from pysalient.detection.locations import level_locations, locations
+from pysalient.detection.mask_targets import crop_and_resize_masks
+from pysalient.detection.matcher import IoUMatcher
 from pysalient.detection.postprocess import FCOSPostProcessor, legacy_nms, max_detections, select_level
 
 __all__ = [
+    "FCOS_SIZE_RANGES",
     "FCOSPostProcessor",
+    "IoUMatcher",
     "box_area",
     "box_iou",
+    "centerness_targets",
     "clip_boxes",
+    "crop_and_resize_masks",
+    "fcos_targets",
     "legacy_nms",
     "level_locations",
     "locations",

@@ -1,5 +1,6 @@
-"""Dense prediction heads shared by the detector families (:class:`FCOSHead`)."""
+"""Dense prediction heads shared by the detector families (:class:`FCOSHead` and its :class:`FCOSLoss`)."""
 
 from pysalient.heads.fcos import FCOSHead
+from pysalient.heads.fcos_loss import FCOSLoss, flatten_levels
 
-__all__ = ["FCOSHead"]
+__all__ = ["FCOSHead", "FCOSLoss", "flatten_levels"]

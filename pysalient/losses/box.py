@@ -40,20 +40,27 @@ def _areas_and_intersection(boxes: Tensor, other: Tensor) -> tuple:
     return area, area_other, width * height
 
 
-def iou_loss(boxes: Tensor, targets: Tensor, mode: str = "log", eps: float = 1e-7) -> Tensor:
+def iou_loss(boxes: Tensor, targets: Tensor, mode: str = "log", eps: float = 1e-7, smooth: float = 0.0) -> Tensor:
     """IoU loss of matched box pairs: ``-log(IoU)`` (UnitBox, FCOS's "iou") or ``1 - IoU`` (``mode="linear"``).
 
     Args:
         boxes: [N, 4] predicted (x1, y1, x2, y2).
         targets: [N, 4] matched targets.
         mode: ``"log"`` or ``"linear"``.
-        eps: keeps the log finite for disjoint boxes.
+        eps: keeps the log finite for disjoint boxes (unused when ``smooth`` > 0).
+        smooth: when > 0, ``IoU = (I + smooth) / (U + smooth)`` (the FCOS conference code's
+            ``-log((I + 1) / (U + 1))`` is ``smooth=1``).
 
     Returns:
         [N] losses.
     """
     area, area_target, intersection = _areas_and_intersection(boxes, targets)
-    iou = intersection / (area + area_target - intersection + eps)
+    union = area + area_target - intersection
+    if smooth > 0:
+        iou = (intersection + smooth) / (union + smooth)
+        eps = 0.0
+    else:
+        iou = intersection / (union + eps)
     if mode == "log":
         return -torch.log(iou + eps)
     if mode == "linear":

@@ -57,6 +57,9 @@ def test_iou_and_giou_losses_by_hand() -> None:
     torch.testing.assert_close(giou_loss(boxes, targets), 1 - giou, atol=1e-6, rtol=0)
     with pytest.raises(ValueError, match="mode must be"):
         iou_loss(boxes, targets, mode="square")
+    # FCOS' smoothed form -log((I + 1) / (U + 1)): intersections 1, 1, 0 and unions 7, 1, 2; finite when disjoint.
+    smoothed = torch.tensor([-math.log(2 / 8), 0.0, -math.log(1 / 3)])
+    torch.testing.assert_close(iou_loss(boxes, targets, smooth=1.0), smoothed, atol=1e-6, rtol=0)
 
 
 def test_normaliser_without_distributed_is_the_count_at_least_one() -> None:

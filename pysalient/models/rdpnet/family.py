@@ -12,6 +12,7 @@ from pysalient.models.rdpnet.config import RDPNetConfig
 from pysalient.models.rdpnet.convert import load_official_checkpoint
 from pysalient.models.rdpnet.convert import num_classes_in as _num_classes_in
 from pysalient.models.rdpnet.detector import build_detector
+from pysalient.models.rdpnet.loss import build_criterion
 from pysalient.models.rdpnet.model import build_rdpnet
 from pysalient.models.registry import FamilySpec, register_family
 
@@ -43,11 +44,6 @@ OFFICIAL_RECIPE = TrainRecipe(
     clip_grad=None,
     amp=False,
 )
-
-
-def build_criterion(config: RDPNetConfig) -> nn.Module:
-    """RDPNet's training losses: not implemented yet (the network raises NotImplementedError in training mode)."""
-    raise NotImplementedError("RDPNet training losses (FCOS focal / IoU / centerness, mask BCE) are not implemented")
 
 
 def load_weights(model: nn.Module, checkpoint: Mapping[str, Any], strict: bool) -> Any:

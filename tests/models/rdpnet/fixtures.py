@@ -1,7 +1,11 @@
 """RDPNet knobs of the family-generic tests (looked up by family name, see ``tests/models/family_fixtures.py``).
 
-- ``DEAD_BY_DESIGN``: the official code creates six FCOS scales and uses five; mask channel 0 (the official
-  background) is never trained.
+- ``DEAD_BY_DESIGN``: the box scales of P4..P7. FCOS gives a box to the level of its size (largest point-to-side
+  distance in [-1, 64] on P3, [64, 128] on P4, ...); the generic tests' instances are under 64 pixels, so only P3
+  has positives and the other levels' scales, which only scale box regressions, get a zero gradient
+  (``tests/models/rdpnet/test_training.py`` trains P4 with a larger instance). The official code creates six scales
+  and uses five: the sixth is frozen, so it is not trainable. Mask channel 0 (the official background) is never
+  trained, but the predictor's other rows are, so no parameter is silent.
 - :func:`make_confident`: the official initialisation scores every location at 0.01 x 0.5 and predicts boxes of about
   one pixel; confident biases give scores near 0.9 with varied, image-sized boxes and non-empty masks.
 """
@@ -12,7 +16,7 @@ import torch
 
 from pysalient.engine.model import SalientModel
 
-DEAD_BY_DESIGN = ("head.scales.5.scale",)
+DEAD_BY_DESIGN = tuple(f"head.scales.{level}.scale" for level in (1, 2, 3, 4))
 CONFIDENT_ENTRY = "rdpnet_r18_light"
 
 
