@@ -19,16 +19,8 @@ from typing import List, Tuple
 import torch
 from torch import Tensor, nn
 
+from pysalient.heads.dense import conv_tower
 from pysalient.layers.scale import Scale
-
-
-def _tower(in_channels: int, channels: int, num_convs: int, groups: int) -> nn.Sequential:
-    layers: List[nn.Module] = []
-    for index in range(num_convs):
-        layers.append(nn.Conv2d(in_channels if index == 0 else channels, channels, 3, padding=1))
-        layers.append(nn.GroupNorm(groups, channels))
-        layers.append(nn.ReLU())
-    return nn.Sequential(*layers)
 
 
 class FCOSHead(nn.Module):
@@ -66,8 +58,8 @@ class FCOSHead(nn.Module):
             )
         self.num_classes = int(num_classes)
         self.centerness_on_reg = bool(centerness_on_reg)
-        self.cls_tower = _tower(in_channels, channels, num_convs, norm_groups)
-        self.bbox_tower = _tower(in_channels, channels, num_convs, norm_groups)
+        self.cls_tower = conv_tower(num_convs, in_channels, channels, norm_groups, init="none")
+        self.bbox_tower = conv_tower(num_convs, in_channels, channels, norm_groups, init="none")
         self.cls_logits = nn.Conv2d(channels, num_classes, 3, padding=1)
         self.bbox_pred = nn.Conv2d(channels, 4, 3, padding=1)
         self.centerness = nn.Conv2d(channels, 1, 3, padding=1)

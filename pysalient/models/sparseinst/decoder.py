@@ -21,20 +21,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from pysalient.heads.dense import conv_tower
 from pysalient.layers.weight_init import c2_msra_fill, c2_xavier_fill, prior_probability_bias
 
 PRIOR_PROB = 0.01  # focal-loss prior (Lin et al., ICCV'17): initial sigmoid output of class logits and IAMs
-
-
-def conv_tower(num_convs: int, in_channels: int, channels: int) -> nn.Sequential:
-    """``num_convs`` x (3x3 conv + ReLU), convolutions at even indices (official keys ``0, 2, 4, 6``)."""
-    layers = []
-    for _ in range(num_convs):
-        conv = nn.Conv2d(in_channels, channels, 3, padding=1)
-        c2_msra_fill(conv)
-        layers += [conv, nn.ReLU(inplace=True)]
-        in_channels = channels
-    return nn.Sequential(*layers)
 
 
 def coordinate_features(features: Tensor) -> Tensor:
