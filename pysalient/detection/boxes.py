@@ -59,10 +59,12 @@ def clip_boxes(boxes: Tensor, image_hw: List[int], legacy: bool = False) -> Tens
         A clipped copy [N, 4]; nothing is removed.
     """
     offset = 1 if legacy else 0
-    x_max = float(image_hw[1] - offset)
-    y_max = float(image_hw[0] - offset)
-    x1 = boxes[:, 0].clamp(min=0.0, max=x_max)
-    y1 = boxes[:, 1].clamp(min=0.0, max=y_max)
-    x2 = boxes[:, 2].clamp(min=0.0, max=x_max)
-    y2 = boxes[:, 3].clamp(min=0.0, max=y_max)
+    # Integer bounds (exact in float32 up to 2**24): under torch.export a symbolic size stays symbolic, where
+    # float(size) would specialise the graph to the example's size.
+    x_max = image_hw[1] - offset
+    y_max = image_hw[0] - offset
+    x1 = boxes[:, 0].clamp(min=0, max=x_max)
+    y1 = boxes[:, 1].clamp(min=0, max=y_max)
+    x2 = boxes[:, 2].clamp(min=0, max=x_max)
+    y2 = boxes[:, 3].clamp(min=0, max=y_max)
     return torch.stack([x1, y1, x2, y2], dim=1)

@@ -14,7 +14,7 @@ from typing import Any, Dict, List, Tuple
 
 from pysalient.inputs import InputSpec
 from pysalient.models.family import DEFAULT_CONF, FamilyConfig, InferenceSpec
-from pysalient.models.registry import register_model
+from pysalient.models.registry import WeightsSpec, register_model
 
 BACKBONE_NAMES = ("resnet18", "resnet34", "resnet50", "resnet101")
 CAFFE2_MEAN_BGR = (102.9801, 115.9465, 122.7717)
@@ -162,9 +162,26 @@ def rdpnet_r50(num_classes: int = 1, **changes: Any) -> RDPNetConfig:
     return RDPNetConfig(num_classes=num_classes, **changes)
 
 
-@register_model("rdpnet_r18_light", family="rdpnet", default=True)
+# The light model is the family default: trained on SynthSIS, its weights ship with the package (recipe and
+# measurements in benchmarks/RESULTS.md). A synthetic demo: fit for SynthSIS-like scenes, not for photographs.
+SYNTHSIS_R18_LIGHT = WeightsSpec(
+    url="weights/rdpnet_r18_light_synthsis-f460c17c.pth",
+    sha256="f460c17ca4ded830c61bbc7489f67d597e190f9665faf630bd00ba34984b40d4",
+    class_names=("salient",),
+    input_size=224,
+    metrics={
+        "dataset": "SynthSIS test split, 300 images of 256x256, seed 7 (never used for training)",
+        "AP": 73.40,
+        "AP50": 93.87,
+        "AP70": 87.23,
+        "AP75": 82.48,
+    },
+)
+
+
+@register_model("rdpnet_r18_light", family="rdpnet", default=True, weights=SYNTHSIS_R18_LIGHT)
 def rdpnet_r18_light(num_classes: int = 1, **changes: Any) -> RDPNetConfig:
-    """Half-width ResNet-18 (BN) with a 128-channel pyramid, 64-channel head and decoder: trains on a CPU.
+    """Half-width ResNet-18 (BN) with a 96-channel pyramid, 64-channel head and decoder: trains on a CPU.
 
     Not an official architecture: every RDPNet component is kept (RDP, FCOS with 2 convolutions per tower, the
     five-level RoIAlign decoder), at widths a CPU can train from scratch (trainable BatchNorm, nothing frozen).
@@ -176,7 +193,7 @@ def rdpnet_r18_light(num_classes: int = 1, **changes: Any) -> RDPNetConfig:
         "backbone_freeze_at": 0,
         "backbone_width_multiplier": 0.5,
         "frozen_bn_eps": 1e-5,
-        "fpn_channels": 128,
+        "fpn_channels": 96,
         "head_channels": 64,
         "head_convs": 2,
         "mask_channels": 64,
