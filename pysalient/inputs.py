@@ -53,6 +53,11 @@ class InputSpec:
         min_size: shortest side after the resize (``"fixed"``: both sides).
         max_size: cap of the longest side (the shortest-edge modes only).
         size_divisibility: padded height and width are multiples of it.
+        min_padded_size: the padded height and width are at least this (0: no floor; a multiple of
+            ``size_divisibility``). A network whose coarsest map would otherwise shrink to one pixel on an
+            elongated image (RDPNet's P7 at stride 128) sets it so that every map keeps at least 2 x 2 cells: one
+            exported graph then serves every input size (no map switches between broadcasting and not), and
+            eager, exported and training inputs are padded alike.
     """
 
     channel_order: str = "RGB"
@@ -62,6 +67,7 @@ class InputSpec:
     min_size: int = 800
     max_size: int = 1333
     size_divisibility: int = 32
+    min_padded_size: int = 0
 
     def __post_init__(self) -> None:
         problems: List[str] = []
@@ -77,6 +83,13 @@ class InputSpec:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 problems.append(f"{name} must be an int >= 1, got {value!r}")
+        floor = self.min_padded_size
+        if isinstance(floor, bool) or not isinstance(floor, int) or floor < 0:
+            problems.append(f"min_padded_size must be an int >= 0, got {floor!r}")
+        elif isinstance(self.size_divisibility, int) and self.size_divisibility >= 1 and floor % self.size_divisibility:
+            problems.append(
+                f"min_padded_size ({floor}) must be a multiple of size_divisibility ({self.size_divisibility})"
+            )
         if problems:
             raise ValueError("invalid InputSpec: " + "; ".join(problems))
 
@@ -93,9 +106,9 @@ class InputSpec:
         return resized_hw(height, width, self.min_size, self.max_size)
 
     def padded_hw(self, height: int, width: int) -> Tuple[int, int]:
-        """``(height, width)`` rounded up to multiples of ``size_divisibility``."""
-        divisor = self.size_divisibility
-        return -(-height // divisor) * divisor, -(-width // divisor) * divisor
+        """``(height, width)`` rounded up to multiples of ``size_divisibility``, at least ``min_padded_size``."""
+        divisor, floor = self.size_divisibility, self.min_padded_size
+        return max(-(-height // divisor) * divisor, floor), max(-(-width // divisor) * divisor, floor)
 
 
 class Preprocessor(nn.Module):
@@ -117,6 +130,7 @@ class Preprocessor(nn.Module):
         self.min_size = int(spec.min_size)
         self.max_size = int(spec.max_size)
         self.size_divisibility = int(spec.size_divisibility)
+        self.min_padded_size = int(spec.min_padded_size)
         self.fixed = spec.resize == "fixed"
         self.legacy = spec.resize == "shortest_edge_legacy"
         self.to_rgb = spec.channel_order == "RGB"
@@ -148,9 +162,9 @@ class Preprocessor(nn.Module):
 
     def sizes(self, height: int, width: int) -> Tuple[int, int, int, int]:
         """(resized h, resized w, padded h, padded w) of an input image of size (height, width)."""
-        divisor = self.size_divisibility
+        divisor, floor = self.size_divisibility, self.min_padded_size
         if self.fixed:
-            padded = -(-self.min_size // divisor) * divisor
+            padded = max(-(-self.min_size // divisor) * divisor, floor)
             return self.min_size, self.min_size, padded, padded
         if torch.jit.is_scripting():
             # The eager rule itself, compiled into the graph: TorchScript keeps Python's float64 arithmetic.
@@ -158,29 +172,35 @@ class Preprocessor(nn.Module):
                 out_h, out_w = legacy_resized_hw(height, width, self.min_size, self.max_size)
             else:
                 out_h, out_w = resized_hw(height, width, self.min_size, self.max_size)
-            return out_h, out_w, -(-out_h // divisor) * divisor, -(-out_w // divisor) * divisor
+            return out_h, out_w, max(-(-out_h // divisor) * divisor, floor), max(-(-out_w // divisor) * divisor, floor)
         return self._sizes_outside_script(height, width)
 
     @torch.jit.unused
     def _sizes_outside_script(self, height: Any, width: Any) -> Tuple[int, int, int, int]:
-        divisor = self.size_divisibility
-        if self.legacy:
-            # Integer arithmetic only: exact, and symbolic (not data-dependent) under torch.export.
-            rule = legacy_resized_hw if not torch.compiler.is_compiling() else symbolic_legacy_resized_hw
-            out_h, out_w = rule(height, width, self.min_size, self.max_size)
-            return out_h, out_w, (out_h + divisor - 1) // divisor * divisor, (out_w + divisor - 1) // divisor * divisor
+        divisor, floor = self.size_divisibility, self.min_padded_size
         if not torch.compiler.is_compiling():
-            out_h, out_w = resized_hw(height, width, self.min_size, self.max_size)
-            return out_h, out_w, -(-out_h // divisor) * divisor, -(-out_w // divisor) * divisor
-        return _traced_sizes(height, width, self.min_size, self.max_size, divisor)
+            rule = legacy_resized_hw if self.legacy else resized_hw
+            out_h, out_w = rule(height, width, self.min_size, self.max_size)
+            return out_h, out_w, max(-(-out_h // divisor) * divisor, floor), max(-(-out_w // divisor) * divisor, floor)
+        if self.legacy:
+            traced = _traced_legacy_sizes(height, width, self.min_size, self.max_size, divisor)
+        else:
+            traced = _traced_sizes(height, width, self.min_size, self.max_size, divisor)
+        out_h, out_w, padded_h, padded_w = traced
+        if floor > divisor:
+            padded_h, padded_w = torch.sym_max(padded_h, floor), torch.sym_max(padded_w, floor)
+        return out_h, out_w, padded_h, padded_w
 
 
-def pad_and_batch(images: Sequence[Tensor], size_divisibility: int = 32) -> Tuple[Tensor, List[Tuple[int, int]]]:
+def pad_and_batch(
+    images: Sequence[Tensor], size_divisibility: int = 32, min_padded_size: int = 0
+) -> Tuple[Tensor, List[Tuple[int, int]]]:
     """Zero-pads normalised images at the bottom and right to a common size and stacks them.
 
     Args:
         images: [3, h_i, w_i] tensors of one dtype and device.
         size_divisibility: the padded height and width are the largest ones rounded up to a multiple of it.
+        min_padded_size: the padded height and width are at least this (:attr:`InputSpec.min_padded_size`).
 
     Returns:
         The [B, 3, Hp, Wp] batch and each image's (h_i, w_i).
@@ -191,6 +211,7 @@ def pad_and_batch(images: Sequence[Tensor], size_divisibility: int = 32) -> Tupl
     divisor = max(int(size_divisibility), 1)
     padded_h = -(-max(h for h, _ in sizes) // divisor) * divisor
     padded_w = -(-max(w for _, w in sizes) // divisor) * divisor
+    padded_h, padded_w = max(padded_h, int(min_padded_size)), max(padded_w, int(min_padded_size))
     batch = images[0].new_zeros((len(images), images[0].shape[0], padded_h, padded_w))
     for index, (image, (h, w)) in enumerate(zip(images, sizes)):
         batch[index, :, :h, :w].copy_(image)
@@ -214,4 +235,24 @@ def _traced_sizes(height: Any, width: Any, min_size: int, max_size: int, divisor
         torch._check(size >= 1)
         torch._check(size <= bound)
         torch._check(size >= bound - 1)
+    return out_h, out_w, padded_h, padded_w
+
+
+def _traced_legacy_sizes(
+    height: Any, width: Any, min_size: int, max_size: int, divisor: int
+) -> Tuple[int, int, int, int]:
+    # The legacy rule is exact integer arithmetic, so the padded size is a symbolic expression of H and W (the
+    # network input must be backed-symbolic, see _traced_sizes). The resized size itself is made data-dependent
+    # (the same integers through a tensor): code after the network compares it with map and image sizes (clipping,
+    # mask pasting), and a symbolic expression would let the tracer specialise those comparisons to the example
+    # image (a guard that fails on elongated inputs); an unbacked size carries no such guard, only the bounds below.
+    bound_h, bound_w = symbolic_legacy_resized_hw(height, width, min_size, max_size)
+    padded_h = (bound_h + divisor - 1) // divisor * divisor
+    padded_w = (bound_w + divisor - 1) // divisor * divisor
+    sizes = torch.stack([torch.full((), bound_h, dtype=torch.int64), torch.full((), bound_w, dtype=torch.int64)])
+    out_h, out_w = sizes[0].item(), sizes[1].item()
+    for size, padded in ((out_h, padded_h), (out_w, padded_w)):
+        torch._check(size >= 1)
+        torch._check(size <= padded)
+        torch._check(size > padded - divisor)
     return out_h, out_w, padded_h, padded_w

@@ -35,8 +35,9 @@ def collate(
 
     Returns:
         ``images`` float32 [B, 3, Hp, Wp], normalised and zero-padded at the bottom and right (Hp, Wp multiples of
-        ``input_spec.size_divisibility``), and per image ``{"labels": int64 [K], "boxes": float32 [K, 4],
-        "masks": bool [K, Hp, Wp]}`` with each mask where its image sits in the padded batch (top left).
+        ``input_spec.size_divisibility``, at least ``input_spec.min_padded_size``), and per image ``{"labels":
+        int64 [K], "boxes": float32 [K, 4], "masks": bool [K, Hp, Wp]}`` with each mask where its image sits in the
+        padded batch (top left).
 
     Raises:
         ValueError: an empty batch, or a sample whose image, masks, boxes and labels disagree (the message names its
@@ -50,7 +51,7 @@ def collate(
     checked = [_checked_arrays(sample, index, num_classes) for index, sample in enumerate(samples)]
     for image, _, _, _ in checked:
         normalized.append(preprocessor.normalize(torch.from_numpy(np.ascontiguousarray(image)).to(device)))
-    batch, _ = pad_and_batch(normalized, input_spec.size_divisibility)
+    batch, _ = pad_and_batch(normalized, input_spec.size_divisibility, input_spec.min_padded_size)
     padded_h, padded_w = int(batch.shape[-2]), int(batch.shape[-1])
     targets: List[Dict[str, Tensor]] = []
     for _, masks, labels, boxes in checked:

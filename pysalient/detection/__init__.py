@@ -1,6 +1,7 @@
-"""Detector building blocks shared by the box-based families: boxes, point locations, target assignment, matching,
-mask targets and post-processing."""
+"""Detector building blocks shared by the box-based families: boxes, box coders, point locations, target
+assignment, matching, mask targets and post-processing."""
 
+from pysalient.detection.box_coder import DeltaBoxCoder, decode_distances, encode_distances
 from pysalient.detection.boxes import box_area, box_iou, clip_boxes
 from pysalient.detection.fcos_targets import FCOS_SIZE_RANGES, centerness_targets, fcos_targets
 from pysalient.detection.locations import level_locations, locations
@@ -9,6 +10,7 @@ from pysalient.detection.matcher import IoUMatcher
 from pysalient.detection.postprocess import FCOSPostProcessor, legacy_nms, max_detections, select_level
 
 __all__ = [
+    "DeltaBoxCoder",
     "FCOS_SIZE_RANGES",
     "FCOSPostProcessor",
     "IoUMatcher",
@@ -17,6 +19,8 @@ __all__ = [
     "centerness_targets",
     "clip_boxes",
     "crop_and_resize_masks",
+    "decode_distances",
+    "encode_distances",
     "fcos_targets",
     "legacy_nms",
     "level_locations",

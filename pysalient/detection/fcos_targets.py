@@ -15,6 +15,7 @@ from typing import List, Sequence, Tuple
 import torch
 from torch import Tensor
 
+from pysalient.detection.box_coder import encode_distances
 from pysalient.detection.boxes import box_area
 
 # maskrcnn-benchmark / FCOS defaults for P3..P7 (object sizes as the largest point-to-side distance).
@@ -71,8 +72,7 @@ def fcos_targets(
         background = torch.full((count,), -1, dtype=torch.int64, device=device)
         return background, all_points.new_zeros((count, 4)), background.clone()
     boxes = boxes.to(device=device, dtype=torch.float32)
-    x, y = all_points[:, 0, None], all_points[:, 1, None]
-    distances = torch.stack([x - boxes[:, 0], y - boxes[:, 1], boxes[:, 2] - x, boxes[:, 3] - y], dim=2)  # [N, K, 4]
+    distances = encode_distances(all_points[:, None], boxes[None])  # [N, K, 4]
     inside = distances.min(dim=2).values > 0
     largest = distances.max(dim=2).values
     in_range = (largest >= ranges[:, :1]) & (largest <= ranges[:, 1:])

@@ -31,6 +31,7 @@ import torch
 from torch import Tensor, nn
 
 from pysalient import ops
+from pysalient.detection.box_coder import decode_distances
 from pysalient.detection.boxes import clip_boxes
 from pysalient.detection.locations import level_locations
 
@@ -78,16 +79,7 @@ def select_level(
         location_index, labels, scores = location_index[best], labels[best], scores[best]
     points = locations[location_index]
     regression = distances.reshape(4, -1).t()[location_index]
-    boxes = torch.stack(
-        [
-            points[:, 0] - regression[:, 0],
-            points[:, 1] - regression[:, 1],
-            points[:, 0] + regression[:, 2],
-            points[:, 1] + regression[:, 3],
-        ],
-        dim=1,
-    )
-    return clip_boxes(boxes, image_hw, legacy), scores, labels, location_index
+    return clip_boxes(decode_distances(points, regression), image_hw, legacy), scores, labels, location_index
 
 
 def legacy_nms(boxes: Tensor, scores: Tensor, labels: Tensor, iou_threshold: float) -> Tensor:

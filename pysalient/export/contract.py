@@ -111,7 +111,8 @@ def contract_metadata(
     ``name``, ``pysalient_version``, ``ops_version`` (``pysalient._C.__version__`` of the op library, or null),
     ``torch_version``, ``class_names`` (label -> name), ``input`` (``{"dtype": "uint8", "layout": "HWC",
     "channel_order": "BGR"}``), ``resize`` (``"shortest_edge"`` / ``"fixed"``), ``imgsz`` (shortest side, or both
-    sides when fixed, inside the graph), ``max_size``, ``size_divisibility``, ``conf`` (the default minimum score,
+    sides when fixed, inside the graph), ``max_size``, ``size_divisibility``,
+    ``min_padded_size``, ``conf`` (the default minimum score,
     the graph's second input), ``thresholds`` (``{"conf": ..., "mask": ..., "nms": ... or null}``), ``max_det``,
     ``dtype`` (``"fp32"`` / ``"fp16"``, the network's), ``device`` (``"cpu"`` / ``"cuda"``, where it was exported;
     AOTInductor artifacts only run there), ``inputs`` (``["image", "conf"]``), ``outputs`` (names of the 4
@@ -131,6 +132,7 @@ def contract_metadata(
         "imgsz": input_spec.min_size,
         "max_size": input_spec.max_size,
         "size_divisibility": input_spec.size_divisibility,
+        "min_padded_size": input_spec.min_padded_size,
         "conf": float(inference.score_threshold),
         "thresholds": {
             "conf": float(inference.score_threshold),

@@ -16,10 +16,18 @@ import pysalient
 from pysalient.export import ExportContract
 from pysalient.export.aoti import export_program
 from pysalient.inputs import Preprocessor
-from tests.export.helpers import SHARED_MAX_DET, assert_nontrivial_masks, assert_same_result, random_image
+from pysalient.models.registry import list_families
+from tests.export.helpers import (
+    SHARED_MAX_DET,
+    assert_nontrivial_masks,
+    assert_same_result,
+    random_image,
+    shared_tiny_model,
+)
 
 # 93x256 is an x.5 tie of the resize rule (46 rows with Python floats, 47 in exact arithmetic); 250x83 is capped.
 SIZES = [(300, 400), (97, 131), (250, 83), (93, 256), (2, 2)]
+EXTREME_SIZES = [(2, 300), (1000, 30)]
 
 
 @pytest.fixture(scope="module")
@@ -32,19 +40,23 @@ def package(shared_aoti_package) -> str:
     return str(shared_aoti_package)
 
 
-def test_exported_program_has_dynamic_sizes_and_matches_eager(tiny) -> None:
-    inference = tiny.config.inference_spec()
-    detector = tiny.family.build_detector(tiny.network, tiny.config, inference)
-    contract = ExportContract(Preprocessor(tiny.config.input_spec()), detector, inference.score_threshold).eval()
+@pytest.mark.parametrize("family", list_families())
+def test_exported_program_has_dynamic_sizes_and_matches_eager(family: str) -> None:
+    # Every family: one program (symbolic H and W) equals eager predict bit for bit, elongated inputs included (their
+    # coarse maps are where a size guard specialised to the example image would fail).
+    model = shared_tiny_model(family)
+    inference = model.config.inference_spec()
+    detector = model.family.build_detector(model.network, model.config, inference)
+    contract = ExportContract(Preprocessor(model.config.input_spec()), detector, inference.score_threshold).eval()
     program = export_program(contract, torch.device("cpu"), 2, 8192)
     module = program.module()
-    for index, (height, width) in enumerate(SIZES):
+    for index, (height, width) in enumerate(SIZES + EXTREME_SIZES):
         image = random_image(height, width, index)
         for conf in (0.0, 0.6):  # conf is a graph input: one program serves every threshold
-            (eager,) = tiny.predict(image, conf=conf)
+            (eager,) = model.predict(image, conf=conf)
             boxes, scores, labels, masks = module(torch.from_numpy(image), torch.tensor(conf))
-            assert torch.equal(masks.bool(), eager.masks) and torch.equal(scores, eager.scores)
-            assert torch.equal(boxes, eager.boxes) and torch.equal(labels, eager.labels)
+            assert torch.equal(masks.bool(), eager.masks) and torch.equal(scores, eager.scores), (height, width)
+            assert torch.equal(boxes, eager.boxes) and torch.equal(labels, eager.labels), (height, width)
 
 
 def test_package_matches_eager_predict_at_several_sizes(tiny, package) -> None:
@@ -59,8 +71,9 @@ def test_package_matches_eager_predict_at_several_sizes(tiny, package) -> None:
         # between two scores (they are > 1e-3 apart): compiled graphs round scores differently by ~1e-7
         middle = len(eager) // 2
         high = float(eager.scores[middle - 1] + eager.scores[middle]) / 2
-        (eager_high,), (result_high,) = tiny.predict(image, conf=high, max_det=SHARED_MAX_DET), exported.predict(
-            image, conf=high
+        (eager_high,), (result_high,) = (
+            tiny.predict(image, conf=high, max_det=SHARED_MAX_DET),
+            exported.predict(image, conf=high),
         )
         assert len(result_high) == len(eager_high) < len(eager)
         torch.testing.assert_close(result_high.scores, eager_high.scores, atol=1e-5, rtol=0)

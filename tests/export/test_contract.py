@@ -7,7 +7,7 @@ import torch
 
 from pysalient.export.contract import ExportContract, check_metadata
 from pysalient.export.formats import FORMATS, check_request, format_of_path, resolve_format
-from pysalient.inputs import InputSpec, Preprocessor
+from pysalient.inputs import InputSpec, Preprocessor, pad_and_batch
 from pysalient.utils.resize import rational_resized_hw, resized_hw, tensor_resized_hw
 from tests.export.helpers import random_image, sized_confident_model
 
@@ -136,13 +136,54 @@ def test_legacy_resize_mode_scripted_eager_and_exported() -> None:
         assert tuple(pixels.shape) == (3, -(-new_height // 32) * 32, -(-new_width // 32) * 32)
         scripted_pixels, scripted_size = scripted(images[(height, width)])
         assert scripted_size == size and torch.equal(scripted_pixels, pixels)
-    # torch.export with dynamic H and W: the sizes are exact symbolic expressions (no data-dependent sizes), so one
-    # program reproduces every case, the half-to-even tie included.
+    # torch.export with dynamic H and W: the padded size is an exact symbolic expression and the resized size the
+    # same integer made data-dependent, so one program reproduces every case, the half-to-even tie included.
     dims = {"image": {0: torch.export.Dim("height", min=2, max=2048), 1: torch.export.Dim("width", min=2, max=2048)}}
     program = torch.export.export(preprocessor, (images[(300, 400)],), dynamic_shapes=dims, strict=False).module()
     for key, image in images.items():
         pixels, size = program(image)
         assert [int(value) for value in size] == eager[key][1] and torch.equal(pixels, eager[key][0]), key
+
+
+FLOOR_SIZES = [(64, 96), (2, 300), (300, 2), (97, 131), (400, 900), (2, 2)]
+
+
+@pytest.mark.parametrize("resize", ["shortest_edge", "shortest_edge_legacy", "fixed"])
+def test_min_padded_size_floors_the_padding_scripted_eager_and_exported(resize: str) -> None:
+    spec = InputSpec(resize=resize, min_size=64, max_size=128, size_divisibility=32, min_padded_size=96)
+    preprocessor = Preprocessor(spec)
+    scripted = torch.jit.script(preprocessor)
+    images = [torch.from_numpy(random_image(h, w, h * w)) for h, w in FLOOR_SIZES]
+    dims = {"image": {0: torch.export.Dim("height", min=2, max=2048), 1: torch.export.Dim("width", min=2, max=2048)}}
+    program = torch.export.export(preprocessor, (images[0],), dynamic_shapes=dims, strict=False).module()
+    for (height, width), image in zip(FLOOR_SIZES, images):
+        out_h, out_w = spec.resized_hw(height, width)
+        padded_h, padded_w = max(-(-out_h // 32) * 32, 96), max(-(-out_w // 32) * 32, 96)
+        assert spec.padded_hw(out_h, out_w) == (padded_h, padded_w)
+        assert preprocessor.sizes(height, width) == scripted.sizes(height, width) == (out_h, out_w, padded_h, padded_w)
+        pixels, size = preprocessor(image)
+        assert size == [out_h, out_w] and tuple(pixels.shape) == (3, padded_h, padded_w)
+        assert torch.all(pixels[:, out_h:] == 0) and torch.all(pixels[:, :, out_w:] == 0)
+        scripted_pixels, scripted_size = scripted(image)
+        assert scripted_size == size and torch.equal(scripted_pixels, pixels)
+        exported_pixels, exported_size = program(image)
+        assert [int(v) for v in exported_size] == size and torch.equal(exported_pixels, pixels), (height, width)
+    batch, sizes = pad_and_batch([torch.ones(3, 10, 40), torch.ones(3, 33, 20)], 32, min_padded_size=96)
+    assert tuple(batch.shape) == (2, 3, 96, 96) and sizes == [(10, 40), (33, 20)]
+    assert batch[0, :, :10, :40].eq(1).all() and batch[0].sum() == 3 * 10 * 40
+
+
+@pytest.mark.parametrize("floor", [-32, 48, 1.5, True])
+def test_min_padded_size_is_validated(floor) -> None:  # noqa: ANN001
+    with pytest.raises(ValueError, match="min_padded_size"):
+        InputSpec(size_divisibility=32, min_padded_size=floor)
+
+
+def test_family_input_specs_floor_the_coarsest_map() -> None:
+    from pysalient.models.registry import get_model_entry
+
+    assert get_model_entry("rdpnet_r50").make_config().input_spec().min_padded_size == 160
+    assert get_model_entry("sparseinst_r50_giam").make_config().input_spec().min_padded_size == 64
 
 
 @pytest.mark.parametrize("conf", [-0.1, 1.5, float("nan"), "0.3", True])

@@ -11,8 +11,8 @@ import json
 import numpy as np
 import pytest
 import torch
-from pysalient.data.collate import collate
 
+from pysalient.data.collate import collate
 from pysalient.engine.model import SalientModel
 from pysalient.export.contract import ExportContract
 from pysalient.inputs import InputSpec, Preprocessor

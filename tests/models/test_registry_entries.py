@@ -10,9 +10,9 @@ from typing import Any, Dict, List
 import numpy as np
 import pytest
 import torch
-from pysalient.data.collate import collate
 
 import pysalient
+from pysalient.data.collate import collate
 from pysalient.engine.model import SalientModel
 from pysalient.models import get_family, get_model_entry
 from tests.models.family_fixtures import family_fixtures

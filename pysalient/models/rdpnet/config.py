@@ -17,6 +17,8 @@ from pysalient.models.family import DEFAULT_CONF, FamilyConfig, InferenceSpec
 from pysalient.models.registry import WeightsSpec, register_model
 
 BACKBONE_NAMES = ("resnet18", "resnet34", "resnet50", "resnet101")
+# Smallest padded side: P7 (stride 128) keeps 2 x 2 cells (see RDPNetConfig.input_spec).
+MIN_PADDED_SIZE = 160
 CAFFE2_MEAN_BGR = (102.9801, 115.9465, 122.7717)
 
 
@@ -121,7 +123,13 @@ class RDPNetConfig(FamilyConfig):
 
     def input_spec(self) -> InputSpec:
         """Official test-time input: BGR minus the Caffe2 mean (std 1), maskrcnn-benchmark's resize
-        (``"shortest_edge_legacy"``) to ``min_size_test`` capped at ``max_size_test``, padding to 32."""
+        (``"shortest_edge_legacy"``) to ``min_size_test`` capped at ``max_size_test``, padding to 32.
+
+        Deviation: padded sides are at least 160 px so that P7 (stride 128) keeps 2 x 2 cells; the official
+        code pads a very elongated image (short side below 160 px after the resize, e.g. 1000 x 30) to less and
+        runs P6 / P7 on 1-pixel maps. Images whose resized short side is >= 129 px are unaffected (the default
+        320 px test size always is, unless the 480 px cap squeezes the short side below that).
+        """
         return InputSpec(
             channel_order=self.input_format,
             pixel_mean=tuple(self.pixel_mean),
@@ -130,6 +138,7 @@ class RDPNetConfig(FamilyConfig):
             min_size=self.min_size_test,
             max_size=self.max_size_test,
             size_divisibility=self.size_divisibility,
+            min_padded_size=-(-MIN_PADDED_SIZE // self.size_divisibility) * self.size_divisibility,
         )
 
     def inference_spec(self) -> InferenceSpec:

@@ -18,6 +18,8 @@ from pysalient.models.registry import WeightsSpec, register_model
 
 DECODER_KINDS = ("base", "giam", "soft")
 BACKBONE_NAMES = ("resnet18", "resnet34", "resnet50", "resnet101", "mobilenetv2")
+# Smallest padded side: the stride-32 map keeps 2 x 2 cells (see SparseInstConfig.input_spec).
+MIN_PADDED_SIZE = 64
 
 
 @dataclass(frozen=True)
@@ -115,7 +117,8 @@ class SparseInstConfig(FamilyConfig):
 
     def input_spec(self) -> InputSpec:
         """Official test-time input: RGB, ImageNet mean/std, shortest side ``min_size_test`` capped at
-        ``max_size_test``, padded to multiples of ``size_divisibility``."""
+        ``max_size_test``, padded to multiples of ``size_divisibility`` and to at least 64 px (the stride-32 map
+        keeps 2 x 2 cells; only images squeezed below 33 px on a side by the resize are affected)."""
         return InputSpec(
             channel_order=self.input_format,
             pixel_mean=tuple(self.pixel_mean),
@@ -124,6 +127,7 @@ class SparseInstConfig(FamilyConfig):
             min_size=self.min_size_test,
             max_size=self.max_size_test,
             size_divisibility=self.size_divisibility,
+            min_padded_size=-(-MIN_PADDED_SIZE // self.size_divisibility) * self.size_divisibility,
         )
 
     def inference_spec(self) -> InferenceSpec:
