@@ -179,18 +179,36 @@ def _command_eval(args: argparse.Namespace) -> int:
 def _command_models(_: argparse.Namespace) -> int:
     from pysalient.models import get_model_entry, list_models
 
-    rows = [("name", "family", "default", "weights", "description")]
+    rows = [("name", "family", "default", "weights", "trained on / fit for", "description")]
+    published = []
     for name in list_models():
         entry = get_model_entry(name)
         try:
             default = "yes" if get_model_entry(entry.family).name == name else ""
         except ValueError:  # a family without a default entry
             default = ""
-        rows.append((name, entry.family, default, _weights_status(entry.weights), entry.description))
-    widths = [max(len(row[column]) for row in rows) for column in range(4)]
+        rows.append((name, entry.family, default, _weights_status(entry.weights), _fitness(entry), entry.description))
+        if entry.published is not None:
+            published.append((name, entry.published))
+    widths = [max(len(row[column]) for row in rows) for column in range(5)]
     for row in rows:
-        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)) + "  " + row[4])
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)) + "  " + row[5])
+    if published:
+        print("\nPublished weights (not shipped; download them yourself, they convert on load):")
+        for name, weights in published:
+            print(f"  {name}: {weights.file_name} - {weights.trained_on}; {weights.license}; from {weights.source}")
+            print(f"    pysalient.load({name!r}, weights={weights.file_name!r})")
     return 0
+
+
+def _fitness(entry: Any) -> str:
+    """What an entry's packaged weights were trained on and are fit for, or where its published weights are."""
+    if entry.weights is not None:
+        trained_on = entry.weights.trained_on.split(" (")[0] or "unknown data"
+        return f"{trained_on}: {entry.weights.fit_for}" if entry.weights.fit_for else trained_on
+    if entry.published is not None:
+        return f"published: {entry.published.file_name} ({entry.published.trained_on.split(',')[0]})"
+    return "no weights here: train it or bring a checkpoint"
 
 
 def _command_env(_: argparse.Namespace) -> int:

@@ -57,11 +57,18 @@ def test_models_lists_every_registered_entry(capsys) -> None:
     assert main(["models"]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].split()[:4] == ["name", "family", "default", "weights"]
-    rows = {line.split()[0]: line for line in lines[1:]}
+    table = lines[1 : lines.index("")]
+    rows = {line.split()[0]: line for line in table}
     assert set(rows) == set(pysalient.list_models()) and "sparseinst_r50_giam" in rows
     default = pysalient.engine.loader.get_model_entry("sparseinst").name
     assert rows[default].split()[1:3] == ["sparseinst", "yes"]
     assert rows["sparseinst_r50_giam"].split()[2] != "yes"
+    # honest about what each entry's weights are fit for, and plain text (no reST markup)
+    assert "synthetic demo" in rows[default] and "SynthSIS" in rows[default]
+    assert "published: sparse_inst_r50_giam_aug_2b7d68.pth" in rows["sparseinst_r50_giam"]
+    assert not any("``" in line or ":class:" in line for line in lines)
+    text = "\n".join(lines)
+    assert "pysalient.load('rdpnet_r50', weights='model_final.pth')" in text and "non-commercial" in text
 
 
 def write_images(folder: Path, sizes) -> list:

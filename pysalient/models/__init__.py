@@ -7,6 +7,7 @@ from pysalient.models.rdpnet import family as _rdpnet_family  # noqa: F401  (reg
 from pysalient.models.registry import (
     FamilySpec,
     ModelEntry,
+    PublishedWeights,
     WeightsSpec,
     get_family,
     get_model_entry,
@@ -20,6 +21,7 @@ from pysalient.models.sparseinst import family as _sparseinst_family  # noqa: F4
 __all__ = [
     "FamilySpec",
     "ModelEntry",
+    "PublishedWeights",
     "WeightsSpec",
     "get_family",
     "get_model_entry",

@@ -8,6 +8,7 @@ parametrised over :func:`list_models` give every new entry build/forward/backwar
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple, Type
 
@@ -28,6 +29,9 @@ class WeightsSpec:
         input_size: shortest-side test size the metrics were measured at.
         metrics: e.g. ``{"AP": 71.2, "AP50": 92.0}`` and the dataset they were measured on.
         license: licence of the weights.
+        trained_on: the training data, in words (``pysalient models`` shows it).
+        fit_for: what the weights are fit for, e.g. ``"synthetic demo"``: weights trained on synthetic data only
+            find regions of similar colour on photographs, not salient objects.
     """
 
     url: str
@@ -36,6 +40,26 @@ class WeightsSpec:
     input_size: int
     metrics: Mapping[str, Any] = field(default_factory=dict)
     license: str = "Apache-2.0"
+    trained_on: str = ""
+    fit_for: str = ""
+
+
+@dataclass(frozen=True)
+class PublishedWeights:
+    """Trained weights published by an architecture's authors, which pysalient does not ship or download (their
+    licence or hosting does not allow it) but converts on load: ``pysalient.load(entry, weights=file_name)``.
+
+    Attributes:
+        file_name: the file as published.
+        source: where it is published, in words (the repository and the section of its README).
+        trained_on: the dataset.
+        license: the licence of the weights.
+    """
+
+    file_name: str
+    source: str
+    trained_on: str
+    license: str
 
 
 @dataclass(frozen=True)
@@ -90,7 +114,8 @@ class ModelEntry:
         family: the :class:`FamilySpec` name.
         make_config: ``(num_classes=..., **changes) -> config``.
         weights: default weights, or None (the model is then randomly initialised).
-        description: first line of the config function's docstring.
+        description: first line of the config function's docstring, as plain text (no reST markup).
+        published: the authors' published weights for this architecture, when there are any.
     """
 
     name: str
@@ -98,6 +123,7 @@ class ModelEntry:
     make_config: Callable[..., Any]
     weights: Optional[WeightsSpec]
     description: str
+    published: Optional[PublishedWeights] = None
 
 
 _FAMILIES: Dict[str, FamilySpec] = {}
@@ -114,7 +140,12 @@ def register_family(spec: FamilySpec) -> FamilySpec:
 
 
 def register_model(
-    name: str, *, family: str, weights: Optional[WeightsSpec] = None, default: bool = False
+    name: str,
+    *,
+    family: str,
+    weights: Optional[WeightsSpec] = None,
+    default: bool = False,
+    published: Optional[PublishedWeights] = None,
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Decorator registering a config function under ``name``.
 
@@ -123,13 +154,14 @@ def register_model(
         family: name of a registered family.
         weights: the entry's default weights.
         default: whether ``pysalient.load(family)`` means this entry.
+        published: the authors' published weights of this architecture (not shipped; converted on load).
     """
 
     def decorator(make_config: Callable[..., Any]) -> Callable[..., Any]:
         if name in _MODELS:
             raise ValueError(f"model {name!r} is already registered")
         description = (make_config.__doc__ or "").strip().splitlines()[0] if make_config.__doc__ else ""
-        _MODELS[name] = ModelEntry(name, family, make_config, weights, description)
+        _MODELS[name] = ModelEntry(name, family, make_config, weights, plain_text(description), published)
         if default:
             if family in _DEFAULT_OF_FAMILY:
                 raise ValueError(f"family {family!r} already has the default entry {_DEFAULT_OF_FAMILY[family]!r}")
@@ -137,6 +169,13 @@ def register_model(
         return make_config
 
     return decorator
+
+
+def plain_text(text: str) -> str:
+    """``text`` without reST inline markup: literals (````x````), roles (``:class:`x```) and emphasis."""
+    text = re.sub(r":[a-z]+:`~([^`]+)`", lambda match: match.group(1).split(".")[-1], text)
+    text = re.sub(r":[a-z]+:`([^`]+)`", r"\1", text)
+    return text.replace("``", "").replace("`", "").replace("**", "")
 
 
 def list_models(family: Optional[str] = None, pretrained: bool = False) -> List[str]:

@@ -63,3 +63,17 @@ def test_entry_trains_one_step_and_predicts(name: str) -> None:
     for result, image in zip(model.predict(images_bgr, conf=0.0, imgsz=64, max_det=10, batch=2), images_bgr):
         assert 0 < len(result) <= 10 and result.masks.shape == (len(result), *image.shape[:2])
         assert result.labels.max() < 2 and torch.all(result.scores[:-1] >= result.scores[1:])
+
+
+def test_entries_say_what_their_weights_are_fit_for() -> None:
+    from pysalient.models import list_models
+    from pysalient.models.registry import plain_text
+
+    for name in list_models():
+        entry = get_model_entry(name)
+        assert "`" not in entry.description and ":class:" not in entry.description, name
+        if entry.weights is not None:  # every shipped weights file says what it was trained on and is fit for
+            assert entry.weights.trained_on and entry.weights.fit_for, name
+        if entry.published is not None:
+            assert entry.published.file_name.endswith(".pth") and entry.published.license, name
+    assert plain_text("the official ``sparse_inst`` :class:`~a.B` **x**") == "the official sparse_inst B x"

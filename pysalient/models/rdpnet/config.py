@@ -14,7 +14,7 @@ from typing import Any, Dict, List, Tuple
 
 from pysalient.inputs import InputSpec
 from pysalient.models.family import DEFAULT_CONF, FamilyConfig, InferenceSpec
-from pysalient.models.registry import WeightsSpec, register_model
+from pysalient.models.registry import PublishedWeights, WeightsSpec, register_model
 
 BACKBONE_NAMES = ("resnet18", "resnet34", "resnet50", "resnet101")
 # Smallest padded side: P7 (stride 128) keeps 2 x 2 cells (see RDPNetConfig.input_spec).
@@ -165,7 +165,16 @@ class RDPNetConfig(FamilyConfig):
         return kwargs
 
 
-@register_model("rdpnet_r50", family="rdpnet")
+# The authors' ISOD model (yuhuan-wu/RDPNet README, "Test / Evaluation / Results"; CC BY-NC-SA 4.0).
+OFFICIAL_R50_ISOD = PublishedWeights(
+    file_name="model_final.pth",
+    source="yuhuan-wu/RDPNet README, Test section: ResNet-50 (ISOD dataset), Google Drive / Baidu Yun, 0.14 GB",
+    trained_on="ISOD train split, 1 class (58.6 mask AP on the ISOD test split at 320)",
+    license="CC BY-NC-SA 4.0 (non-commercial)",
+)
+
+
+@register_model("rdpnet_r50", family="rdpnet", published=OFFICIAL_R50_ISOD)
 def rdpnet_r50(num_classes: int = 1, **changes: Any) -> RDPNetConfig:
     """ResNet-50 (FrozenBN) + FPN P3-P7 + RDP + FCOS + multi-level RoIAlign decoder: the official r50-isod."""
     return RDPNetConfig(num_classes=num_classes, **changes)
@@ -185,6 +194,8 @@ SYNTHSIS_R18_LIGHT = WeightsSpec(
         "AP70": 87.23,
         "AP75": 82.48,
     },
+    trained_on="SynthSIS only (procedural shapes on procedural backgrounds, 1 class)",
+    fit_for="synthetic demo, not fit for photographs",
 )
 
 
