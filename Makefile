@@ -10,11 +10,30 @@ $(PY):
 	$(PYTHON) -m venv $(VENV)
 
 # torch is installed only when none is importable (a plain `pip install torch` would pull CUDA wheels);
-# the package is then built against that torch without build isolation.
-install: $(PY)
-	@$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install torch==2.13.0
-	$(PY) -m pip install --quiet "scikit-build-core>=0.10" "pybind11>=2.12" ninja cmake
-	$(PY) -m pip install --quiet --no-build-isolation -e ".[test]"
+# the package is then built against that torch without build isolation. The editable install picks up Python
+# changes by itself; it is redone only when the native sources or the build files change (the stamp below), so
+# `make test` / `make demo` do not rebuild or reinstall anything when nothing changed.
+INSTALL_STAMP := $(VENV)/.pysalient-installed
+NATIVE_SOURCES := $(shell find csrc -type f 2>/dev/null) CMakeLists.txt pyproject.toml pysalient/version.py
+
+install: $(INSTALL_STAMP)
+
+$(INSTALL_STAMP): $(PY) $(NATIVE_SOURCES)
+	@$(PY) -c "import torch" 2>/dev/null || { echo "installing torch 2.13.0 (CPU) into $(VENV)"; \
+		$(PY) -m pip install --progress-bar off torch==2.13.0; }
+	@echo "installing the build tools (scikit-build-core, pybind11, ninja, cmake) into $(VENV)"
+	@$(PY) -m pip install --quiet "scikit-build-core>=0.10" "pybind11>=2.12" ninja cmake
+	@echo "building pysalient's C++ operators and runtime with CMake (about 5 minutes on 2 cores the first time;"
+	@echo "  incremental afterwards) and installing the package in editable mode"
+	@mkdir -p build; start=$$(date +%s); \
+		$(PY) -m pip install -v --no-build-isolation -e ".[test]" > build/install.log 2>&1 & pid=$$!; \
+		while kill -0 $$pid 2>/dev/null; do sleep 20; \
+			step=$$(grep -oE "^\[[0-9]+/[0-9]+\]" build/install.log | tail -n 1); \
+			echo "  ... $$(( $$(date +%s) - start )) s $${step:+(compiled $$step)}"; done; \
+		wait $$pid; status=$$?; \
+		if [ $$status -ne 0 ]; then tail -n 40 build/install.log; echo "install failed: full log in build/install.log"; \
+		else echo "built and installed in $$(( $$(date +%s) - start )) s (log: build/install.log)"; fi; exit $$status
+	@touch $@
 
 # The C++ example that tests/cpp builds reads images with OpenCV's C++ library (Debian/Ubuntu libopencv-dev).
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)

@@ -10,13 +10,17 @@ continues with exactly those values. The config is saved as a dict inside every 
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
+import re
+import textwrap
 import typing
 from dataclasses import dataclass, field
-from typing import Any, Dict, Mapping, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 from pysalient.engine.config_file import parse_scalar, read_config_file
 from pysalient.models.family import TrainRecipe
+from pysalient.utils.text import plain_text
 
 # The settings a family's TrainRecipe provides when the TrainConfig leaves them None.
 RECIPE_FIELDS = (
@@ -50,7 +54,10 @@ class TrainConfig:
     Attributes:
         model: registry name (``"sparseinst_mbv2_tiny"``) or the path of a pysalient checkpoint to start from.
         weights: weights to start a registry-name model from (pysalient or official checkpoint, path or URL);
-            None trains from random initialisation.
+            None starts from the entry's packaged weights when it has them (layers of another shape, such as the
+            class layer for another class count, keep their initialisation) and from random initialisation
+            otherwise; ``"none"`` always starts from random initialisation. The run's ``config.json`` records
+            what it started from.
         model_config: architecture changes applied to the registry entry's config (``inst_dim=64``, ...).
         data: COCO instances json of the training set (required).
         val: COCO json validated during and after training; None skips validation.
@@ -230,6 +237,56 @@ def scaled_train_sizes(recipe: TrainRecipe, test_size: int) -> Tuple[int, ...]:
 def field_names() -> Tuple[str, ...]:
     """The keys a config file or ``key=value`` override may set."""
     return tuple(item.name for item in dataclasses.fields(TrainConfig))
+
+
+def settings_help() -> str:
+    """Every ``KEY=VALUE`` setting with its default and its description (from :class:`TrainConfig`'s docstring), for
+    ``pysalient train --help``; ``(recipe)`` settings show ``recipe``: the model family's value."""
+    descriptions = _attribute_descriptions(TrainConfig.__doc__ or "")
+    defaults = TrainConfig()
+    rows = []
+    for item in dataclasses.fields(TrainConfig):
+        value = getattr(defaults, item.name)
+        if value is None:
+            shown = "recipe" if item.name in RECIPE_FIELDS else "unset"
+        else:
+            shown = json.dumps(_jsonable(value))
+        rows.append((f"{item.name}={shown}", plain_text(descriptions.get(item.name, "").replace(" (recipe)", ""))))
+    width = max(len(key) for key, _ in rows)
+    lines = [
+        "settings (KEY=VALUE, after the config file; architecture changes as model_config.KEY=VALUE; 'recipe': the",
+        "model family's training recipe decides; 'unset': see the description):",
+    ]
+    for key, text in rows:
+        wrapped = textwrap.wrap(text, 118 - width - 4) or [""]
+        lines.append(f"  {key.ljust(width)}  {wrapped[0]}")
+        lines.extend(" " * (width + 4) + more for more in wrapped[1:])
+    return "\n".join(lines)
+
+
+def _attribute_descriptions(docstring: str) -> Dict[str, str]:
+    """``{name: text}`` of a Google-style ``Attributes:`` section (``a, b: text`` gives both names the text)."""
+    descriptions: Dict[str, str] = {}
+    names: List[str] = []
+    in_section = False
+    for line in docstring.splitlines():
+        stripped = line.strip()
+        if stripped == "Attributes:":
+            in_section = True
+            continue
+        if not in_section or not stripped:
+            continue
+        match = re.match(r"^\s{8}([a-z_][a-z0-9_, ]*):\s(.*)$", line)
+        if match:
+            names = [name.strip() for name in match.group(1).split(",")]
+            for name in names:
+                descriptions[name] = match.group(2).strip()
+        elif len(line) - len(line.lstrip()) <= 8:  # a paragraph of the section, not a continuation
+            names = []
+        elif names:
+            for name in names:
+                descriptions[name] += " " + stripped
+    return descriptions
 
 
 def load_train_config(

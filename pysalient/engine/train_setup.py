@@ -55,6 +55,8 @@ class NetworkSetup:
         config: the family's model config.
         name: registry entry name (saved in checkpoints).
         class_names: class index -> name.
+        weights: the weights training started from (a file), ``"none"`` (random initialisation) or None (the
+            network came with its weights: a model trained in place, a checkpoint being resumed).
     """
 
     network: nn.Module
@@ -62,6 +64,7 @@ class NetworkSetup:
     config: FamilyConfig
     name: str
     class_names: Tuple[str, ...]
+    weights: Optional[str] = None
 
 
 def seed_everything(seed: int) -> None:
@@ -187,10 +190,10 @@ def build_network(
         family = get_family(entry.family)
         model_config = entry.make_config(num_classes=len(class_names), **config.model_config)
         network = family.build(model_config)
-        if config.weights:
-            weights = read_checkpoint(resolve_weights(config.weights))
-            family.load_weights(network, weights["state_dict"] if is_pysalient_checkpoint(weights) else weights, True)
-        setup = NetworkSetup(network, family, model_config, entry.name, tuple(class_names))
+        start = starting_weights(config.weights, entry.weights)
+        if start is not None:
+            load_starting_weights(network, family, start)
+        setup = NetworkSetup(network, family, model_config, entry.name, tuple(class_names), start or NO_WEIGHTS)
     classes = int(setup.config.num_classes)
     if classes != len(class_names):
         raise ValueError(
@@ -198,6 +201,61 @@ def build_network(
             f"({', '.join(class_names)}): set class_agnostic=True or train a model with {len(class_names)} classes"
         )
     return dataclasses.replace(setup, class_names=tuple(class_names))
+
+
+NO_WEIGHTS = "none"  # weights=none: train a registry architecture from random initialisation
+
+
+def starting_weights(requested: Optional[str], packaged: Any) -> Optional[str]:
+    """The weights a registry architecture starts training from.
+
+    Args:
+        requested: ``TrainConfig.weights``: a file or URL, ``"none"`` for random initialisation, or None for the
+            entry's packaged weights when it has them.
+        packaged: the entry's :class:`~pysalient.models.registry.WeightsSpec`, or None.
+
+    Returns:
+        A local path or URL, or None for random initialisation.
+    """
+    if requested is not None:
+        return None if requested.strip().lower() in (NO_WEIGHTS, "") else requested
+    if packaged is None:
+        return None
+    from pysalient.engine.loader import PACKAGE_DIR
+
+    location = packaged.url
+    if "://" in location or Path(location).is_absolute():
+        return location
+    return str(PACKAGE_DIR / location)
+
+
+def load_starting_weights(network: nn.Module, family: FamilySpec, location: str) -> None:
+    """Loads ``location`` into ``network``; tensors whose shape differs (a class layer trained for another class
+    count) keep their initialisation, and a line names them.
+
+    Raises:
+        ValueError: keys the network does not have, or missing keys other than the shape-mismatched ones.
+    """
+    weights = read_checkpoint(resolve_weights(location))
+    if not is_pysalient_checkpoint(weights):  # official formats: the family converts them, strictly
+        family.load_weights(network, weights, True)
+        return
+    own = network.state_dict()
+    state = dict(weights["state_dict"])
+    mismatched = sorted(
+        key for key, value in state.items() if key in own and tuple(value.shape) != tuple(own[key].shape)
+    )
+    for key in mismatched:
+        del state[key]
+    if mismatched:
+        unknown = sorted(set(state) - set(own))
+        missing = sorted(set(own) - set(state) - set(mismatched))
+        if unknown or missing:
+            raise ValueError(f"{location}: unexpected keys {unknown[:8]}, missing keys {missing[:8]}")
+        print(
+            f"starting from {location}; re-initialised (shape differs: another class count?): {', '.join(mismatched)}"
+        )
+    family.load_weights(network, state, not mismatched)
 
 
 def model_family_and_input(

@@ -16,6 +16,7 @@ from its own key (see :mod:`pysalient.data.sample`), not from per-worker generat
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import math
 import os
 import sys
@@ -149,6 +150,8 @@ class Trainer:
         setup = build_network(config, self.model, checkpoint, tuple(self.dataset.class_names))
         self.network, self.family, self.model_config = setup.network, setup.family, setup.config
         self.name, self.class_names = setup.name, setup.class_names
+        if setup.weights is not None:  # config.json says what training started from, so the run can be redone
+            config = self.config = dataclasses.replace(config, weights=setup.weights)
         seed_everything(config.seed + context.rank)  # each process draws its own augmentations
         self.order = DataOrder(loader)
         self.iterations_per_epoch = len(self.order)

@@ -13,6 +13,8 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import time
+import warnings
 import zipfile
 from pathlib import Path
 from typing import Any, Dict, Iterator, Tuple, Union
@@ -32,8 +34,13 @@ def export_aoti(
     device: torch.device,
     min_input_size: int,
     max_input_size: int,
+    verbose: bool = True,
 ) -> Path:
     """Exports ``contract`` with dynamic H and W, compiles it with AOTInductor and writes the package atomically.
+
+    Compilation generates and builds C++ (CUDA) code: minutes on a small CPU. With ``verbose`` it says so when it
+    starts and prints the elapsed time at the end; PyTorch's internal deprecation warnings of the export stack
+    (nothing the caller can act on) are silenced.
 
     Args:
         contract: the module to export, in eval mode, on ``device``.
@@ -42,20 +49,42 @@ def export_aoti(
         device: where the package will run (the example input lives there).
         min_input_size: smallest input height / width the package accepts (>= 2).
         max_input_size: largest input height / width the package accepts.
+        verbose: print what is happening and how long it took.
 
     Returns:
         The written path.
     """
-    program = export_program(contract, device, min_input_size, max_input_size)
+    start = time.perf_counter()
+    if verbose:
+        print(
+            f"pysalient export: compiling {metadata.get('name', 'the model')} with AOTInductor for {device.type} "
+            "(generates and builds C++ code: takes minutes on a CPU) ...",
+            flush=True,
+        )
     configs = {"aot_inductor.metadata": {METADATA_KEY: json.dumps(metadata, indent=1, sort_keys=True)}}
+    with _quiet_export_stack():
+        program = export_program(contract, device, min_input_size, max_input_size)
 
-    def compile_into(handle: Any) -> None:
-        import torch._inductor
+        def compile_into(handle: Any) -> None:
+            import torch._inductor
 
-        with _adaptive_pooling_on_dynamic_sizes_as_aten():
-            torch._inductor.aoti_compile_and_package(program, package_path=handle, inductor_configs=configs)
+            with _adaptive_pooling_on_dynamic_sizes_as_aten():
+                torch._inductor.aoti_compile_and_package(program, package_path=handle, inductor_configs=configs)
 
-    return atomic_write(path, compile_into)
+        written = atomic_write(path, compile_into)
+    if verbose:
+        print(f"pysalient export: wrote {written} in {time.perf_counter() - start:.0f} s", flush=True)
+    return written
+
+
+@contextlib.contextmanager
+def _quiet_export_stack() -> Iterator[None]:
+    """Silences the deprecation notices PyTorch's own export and compile code raises about its internals."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=FutureWarning)
+        warnings.filterwarnings("ignore", category=DeprecationWarning)
+        warnings.filterwarnings("ignore", message=".*TorchScript.*deprecated.*")
+        yield
 
 
 def export_program(

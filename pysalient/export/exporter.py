@@ -68,6 +68,13 @@ def export_model(
         return str(export_torchscript(contract, metadata, request.path))
     from pysalient.export.aoti import export_aoti
 
-    return str(
-        export_aoti(contract, metadata, request.path, request.device, request.min_input_size, request.max_input_size)
+    written = export_aoti(
+        contract,
+        metadata,
+        request.path,
+        request.device,
+        request.min_input_size,
+        request.max_input_size,
+        verbose=request.verbose,
     )
+    return str(written)

@@ -1,14 +1,16 @@
 """The export formats and what each accepts: ONE table (:data:`FORMATS`), checked before any work is done.
 
-- ``torchscript`` (``.ts``): ``torch.jit.script`` of the contract; options ``conf``, ``max_det``, ``device``.
+- ``torchscript`` (``.ts``): ``torch.jit.script`` of the contract; options ``conf``, ``max_det``, ``device``,
+  ``verbose``.
 - ``aoti`` (``.pt2``): ``torch.export`` with dynamic height and width + AOTInductor package; options ``conf``,
-  ``max_det``, ``device``, ``min_input_size``, ``max_input_size``.
+  ``max_det``, ``device``, ``min_input_size``, ``max_input_size``, ``verbose``.
 
 Every format also takes ``imgsz`` and ``half``. ``conf`` is the graph's default minimum score (its second input;
 the config's by default), ``max_det`` the detection cap inside the graph (the config's by default); ``device`` is
 where the artifact is built (the model's device by default; a TorchScript file can later move, an AOTInductor
 package only runs on the device type it was compiled for); ``min_input_size`` / ``max_input_size`` bound the input
-height and width an AOTInductor package accepts (2 and 8192 by default). ``half=True`` (fp16 network) is meant for
+height and width an AOTInductor package accepts (2 and 8192 by default); ``verbose`` (default True) prints the
+AOTInductor compilation's start and duration. ``half=True`` (fp16 network) is meant for
 GPUs; PyTorch also runs fp16 convolutions on CPUs, so CPU fp16 exports are allowed, but they are slower than fp32
 there.
 """
@@ -50,14 +52,14 @@ FORMATS: Dict[str, ExportFormat] = {
         name="torchscript",
         suffix=".ts",
         description="torch.jit.script module; runs in Python and libtorch (torch::jit::load)",
-        options=frozenset({"conf", "max_det", "device"}),
+        options=frozenset({"conf", "max_det", "device", "verbose"}),
         half_devices=frozenset({"cpu", "cuda"}),
     ),
     "aoti": ExportFormat(
         name="aoti",
         suffix=".pt2",
         description="torch.export + AOTInductor package; runs in Python and C++ (AOTIModelPackageLoader)",
-        options=frozenset({"conf", "max_det", "device", "min_input_size", "max_input_size"}),
+        options=frozenset({"conf", "max_det", "device", "min_input_size", "max_input_size", "verbose"}),
         half_devices=frozenset({"cpu", "cuda"}),
     ),
 }
@@ -80,6 +82,7 @@ class ExportRequest:
     max_det: Optional[int]
     min_input_size: int
     max_input_size: int
+    verbose: bool = True
 
 
 def resolve_format(name: str) -> ExportFormat:
@@ -147,6 +150,9 @@ def check_request(
     high = options.get("max_input_size", DEFAULT_MAX_INPUT_SIZE)
     if not (isinstance(low, int) and isinstance(high, int) and 2 <= low <= high):
         raise ValueError(f"need integers 2 <= min_input_size <= max_input_size, got {low!r} and {high!r}")
+    verbose = options.get("verbose", True)
+    if not isinstance(verbose, bool):
+        raise ValueError(f"verbose must be True or False, got {verbose!r}")
     from pysalient import ops
 
     if not ops.has_native():
@@ -163,6 +169,7 @@ def check_request(
         max_det=max_det,
         min_input_size=low,
         max_input_size=high,
+        verbose=verbose,
     )
 
 

@@ -8,13 +8,13 @@ parametrised over :func:`list_models` give every new entry build/forward/backwar
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple, Type
 
 from torch import nn
 
 from pysalient.models.family import FamilyConfig, InferenceSpec, TrainRecipe
+from pysalient.utils.text import plain_text
 
 
 @dataclass(frozen=True)
@@ -169,13 +169,6 @@ def register_model(
         return make_config
 
     return decorator
-
-
-def plain_text(text: str) -> str:
-    """``text`` without reST inline markup: literals (````x````), roles (``:class:`x```) and emphasis."""
-    text = re.sub(r":[a-z]+:`~([^`]+)`", lambda match: match.group(1).split(".")[-1], text)
-    text = re.sub(r":[a-z]+:`([^`]+)`", r"\1", text)
-    return text.replace("``", "").replace("`", "").replace("**", "")
 
 
 def list_models(family: Optional[str] = None, pretrained: bool = False) -> List[str]:

@@ -116,7 +116,9 @@ def test_run_directory_contents_and_validation(synth, tmp_path: Path) -> None:
     recipe = get_family("sparseinst").train_recipe
     saved = json.loads((run_dir / "config.json").read_text())
     test_size = sparseinst_mbv2_tiny(**SMALL_MODEL).input_spec().min_size
-    assert saved == config.resolved(recipe, test_size).to_dict() and saved["warmup_iters"] == recipe.warmup_iters
+    # weights: what training started from ("none": random initialisation, mbv2_tiny ships no weights)
+    expected = {**config.resolved(recipe, test_size).to_dict(), "weights": "none"}
+    assert saved == expected and saved["warmup_iters"] == recipe.warmup_iters
     rows = (run_dir / "results.csv").read_text().splitlines()
     assert rows[0].startswith("iteration,epoch,AP,AP50,AP70,AP75,") and [row[:2] for row in rows[1:]] == ["2,", "4,"]
     records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]

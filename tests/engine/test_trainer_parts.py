@@ -4,6 +4,7 @@ tests/data/test_collate.py."""
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import random
@@ -21,7 +22,13 @@ from pysalient.engine.model import SalientModel
 from pysalient.engine.progress import ProgressPrinter, format_duration
 from pysalient.engine.run_files import RunLogs, latest_run_checkpoint, new_run_dir
 from pysalient.engine.train_config import TrainConfig
-from pysalient.engine.train_setup import build_network, build_train_data, model_family_and_input
+from pysalient.engine.train_setup import (
+    NO_WEIGHTS,
+    build_network,
+    build_train_data,
+    model_family_and_input,
+    starting_weights,
+)
 from pysalient.engine.train_state import DataOrder, capture_rng_state, restore_rng_state
 from pysalient.inputs import InputSpec
 from pysalient.models.registry import get_family
@@ -205,3 +212,39 @@ def test_rng_state_round_trip_and_weights_only(tmp_path: Path) -> None:
     again = (torch.rand(3), np.random.rand(3), random.random(), np.random.randn())
     assert torch.equal(expected[0], again[0]) and np.array_equal(expected[1], again[1])
     assert expected[2:] == again[2:]
+
+
+def test_registry_entries_with_packaged_weights_start_from_them(capsys) -> None:
+    from pysalient.engine.checkpoint import read_checkpoint
+    from pysalient.engine.train_config import settings_help
+    from pysalient.models import get_model_entry
+
+    packaged = get_model_entry("sparseinst_r18_light").weights
+    start = starting_weights(None, packaged)
+    assert start is not None and start.endswith(packaged.url) and Path(start).is_file()
+    assert starting_weights("none", packaged) is None and starting_weights(None, None) is None
+    assert starting_weights("my.pth", packaged) == "my.pth"
+    saved = read_checkpoint(start)["state_dict"]
+    # one class, as the packaged weights: every tensor comes from them
+    setup = build_network(TrainConfig(model="sparseinst_r18_light"), None, None, ("salient",))
+    assert setup.weights == start
+    saved = {key: value for key, value in saved.items() if not key.endswith("num_batches_tracked")}  # not loaded
+    for key, value in setup.network.state_dict().items():
+        assert key not in saved or torch.equal(value, saved[key].to(value.dtype)), key
+    # three classes: the class layer keeps its initialisation (and is named), the rest is loaded
+    capsys.readouterr()
+    setup = build_network(TrainConfig(model="sparseinst_r18_light"), None, None, ("a", "b", "c"))
+    printed = capsys.readouterr().out
+    state = setup.network.state_dict()
+    reinitialised = [key for key in saved if key in state and saved[key].shape != state[key].shape]
+    assert reinitialised and all(key in printed for key in reinitialised)
+    assert all(torch.equal(state[key], saved[key].to(state[key].dtype)) for key in saved if key not in reinitialised)
+    # weights=none: random initialisation, recorded as such
+    setup = build_network(TrainConfig(model="sparseinst_r18_light", weights="none"), None, None, ("salient",))
+    assert setup.weights == NO_WEIGHTS
+    assert not all(torch.equal(v, saved[k].to(v.dtype)) for k, v in setup.network.state_dict().items() if k in saved)
+    # train --help lists every setting with its default, as plain text
+    text = settings_help()
+    for item in dataclasses.fields(TrainConfig):
+        assert f"  {item.name}=" in text, item.name
+    assert "lr=recipe" in text and "workers=2" in text and "``" not in text

@@ -67,7 +67,7 @@ def test_entry_trains_one_step_and_predicts(name: str) -> None:
 
 def test_entries_say_what_their_weights_are_fit_for() -> None:
     from pysalient.models import list_models
-    from pysalient.models.registry import plain_text
+    from pysalient.utils.text import plain_text
 
     for name in list_models():
         entry = get_model_entry(name)
