@@ -30,6 +30,7 @@ class ProgressPrinter:
         every: off a terminal, print every this many iterations (and the last one).
         stream: where to print (stderr by default, so stdout stays machine-readable).
         refresh_seconds: minimum time between redraws on a terminal.
+        per_epoch: iterations per epoch; when > 0 the line starts with ``epoch e/E``.
     """
 
     def __init__(
@@ -39,12 +40,14 @@ class ProgressPrinter:
         every: int = 20,
         stream: Optional[TextIO] = None,
         refresh_seconds: float = 0.2,
+        per_epoch: int = 0,
     ) -> None:
         self.total = int(total)
         self.start = int(start)
         self.every = max(int(every), 1)
         self.stream = stream if stream is not None else sys.stderr
         self.refresh_seconds = refresh_seconds
+        self.per_epoch = max(int(per_epoch), 0)
         self.interactive = bool(getattr(self.stream, "isatty", lambda: False)())
         self._started = time.perf_counter()
         self._last_draw = 0.0
@@ -79,7 +82,11 @@ class ProgressPrinter:
         shown = " ".join(f"{name} {_number(value)}" for name, value in values.items())
         digits = len(str(self.total))
         speed = f"{rate:.2f} it/s" if rate >= 1 or rate == 0 else f"{1 / rate:.2f} s/it"
-        return f"{iteration:>{digits}}/{self.total} {fraction:4.0%} [{bar}] {shown} {speed} ETA {eta}"
+        epoch = ""
+        if self.per_epoch:
+            epochs = -(-self.total // self.per_epoch)
+            epoch = f"epoch {min(max(iteration - 1, 0) // self.per_epoch + 1, epochs)}/{epochs} "
+        return f"{epoch}{iteration:>{digits}}/{self.total} {fraction:4.0%} [{bar}] {shown} {speed} ETA {eta}"
 
     def close(self) -> None:
         """Ends the in-place line on a terminal."""

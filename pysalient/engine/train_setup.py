@@ -348,7 +348,8 @@ def describe_run(
     if device.type == "cpu":
         where += f" ({torch.get_num_threads()} threads, {os.cpu_count()} cores)"
     parameters = sum(parameter.numel() for parameter in network.parameters()) / 1e6
+    classes = f"{len(class_names)} class" + ("es" if len(class_names) != 1 else "")
     return (
-        f"training {name} ({parameters:.2f} M parameters, {len(class_names)} classes) on {where} "
+        f"training {name} ({parameters:.2f} M parameters, {classes}) on {where} "
         f"x{context.world_size}: {images} images, batch {config.batch}"
     )

@@ -194,7 +194,9 @@ class Trainer:
             self.logs.write_config(config.to_dict())
             summary = describe_run(self.network, self.name, self.class_names, context, len(self.dataset), config)
             self._say(f"{summary}, {self.schedule_text}" + (f"; resuming {checkpoint_path}" if checkpoint else ""))
-            self._progress = ProgressPrinter(self.total_iterations, self.iteration, every=config.log_period)
+            self._progress = ProgressPrinter(
+                self.total_iterations, self.iteration, every=config.log_period, per_epoch=self.iterations_per_epoch
+            )
         self._window: Dict[str, float] = {}
         self._window_count = 0
         self._started = time.perf_counter()
@@ -318,6 +320,8 @@ class Trainer:
             self.logs.log_results({"iteration": self.iteration, "epoch": epoch, **metrics})
             is_best = metrics["AP"] > self.best_ap
             self.best_ap = max(self.best_ap, metrics["AP"])
+            if self._progress is not None:
+                self._progress.close()  # the table starts on its own line, not after the in-place progress bar
             self._say(f"validation at iteration {self.iteration}:\n{format_metrics(metrics)}")
         return bool(dist_utils.broadcast_object(is_best, self.context))
 

@@ -114,6 +114,26 @@ def test_progress_printer_redraws_in_place_on_a_terminal() -> None:
     assert "1/3  33% [######..............] loss 10" in text and "2/3  67%" in text
 
 
+def test_progress_printer_shows_the_epoch() -> None:
+    stream = io.StringIO()
+    printer = ProgressPrinter(total=10, every=1, stream=stream, per_epoch=4)  # 3 epochs, the last one short
+    for iteration in range(1, 11):
+        printer.update(iteration, {"loss": 1.0})
+    epochs = [line.split()[1] for line in stream.getvalue().splitlines()]
+    assert epochs == ["1/3"] * 4 + ["2/3"] * 4 + ["3/3"] * 2
+
+
+def test_run_summary_says_class_or_classes() -> None:
+    from pysalient.engine.distributed import DistributedContext
+    from pysalient.engine.train_setup import describe_run
+
+    context = DistributedContext(rank=0, world_size=1, local_rank=0, device=torch.device("cpu"), owns_group=False)
+    network = torch.nn.Linear(2, 2)
+    one = describe_run(network, "m", ["salient"], context, 3, TrainConfig(batch=2))
+    two = describe_run(network, "m", ["a", "b"], context, 3, TrainConfig(batch=2))
+    assert "1 class)" in one and "2 classes)" in two
+
+
 def test_run_dirs_are_numbered_and_resume_finds_the_latest(tmp_path: Path) -> None:
     assert new_run_dir(tmp_path, "exp") == tmp_path / "exp"
     assert new_run_dir(tmp_path, "exp") == tmp_path / "exp2"
