@@ -44,7 +44,8 @@ cpp-deps:
 # The CUDA compile check runs first so pytest's summary stays the last line of the output.
 test: install cpp-deps
 	@if command -v $(NVCC) >/dev/null 2>&1; then $(CUDA_CHECK); else echo "nvcc not found: CUDA compile check skipped"; fi
-	$(PY) -m pytest -q tests $(PYTEST_ARGS)
+	@echo "running the test suite: about 10 minutes on 2 idle cores (one line per test file)"
+	$(PY) -m pytest tests $(PYTEST_ARGS)
 
 # A SynthSIS test split (a seed the default weights never saw), evaluated and visualised with the default model.
 DEMO_DIR ?= runs/demo

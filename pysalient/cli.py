@@ -55,8 +55,13 @@ def build_parser() -> argparse.ArgumentParser:
         command.set_defaults(handler=handler, command_name=full_name)
         return command
 
-    predict = add("predict", _command_predict, "segment the salient instances of images; save overlays and json")
-    predict.add_argument("source", help="an image file, a directory of images or a glob pattern")
+    predict = add(
+        "predict", _command_predict, "segment the salient instances of images or videos; save overlays and json"
+    )
+    predict.add_argument(
+        "source",
+        help="an image or video file, a directory, a glob pattern, an http(s) URL or a camera index (0: first webcam)",
+    )
     _add_model_arguments(predict)
     predict.add_argument(
         "--conf", type=float, help=f"minimum score of a returned instance, in [0, 1] (model default, {DEFAULT_CONF})"
@@ -65,8 +70,18 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--batch", type=_positive_int, default=1, help="images per forward pass (default 1)")
     predict.add_argument("--max-det", type=_positive_int, help="at most this many instances per image")
     predict.add_argument("--save-dir", type=Path, help="output folder (default runs/predict/exp, auto-numbered)")
+    predict.add_argument(
+        "--no-save", action="store_true", help="write no overlays or annotated videos (predictions.json still is)"
+    )
+    predict.add_argument("--save-masks", action="store_true", help="write each instance mask as masks/<stem>_<i>.png")
+    predict.add_argument(
+        "--save-txt",
+        action="store_true",
+        help="write labels/<stem>.txt: 'class x1 y1 x2 y2 score' per instance, in [0, 1]",
+    )
 
     train = add("train", _command_train, "train a model from a YAML config and key=value overrides")
+    train.formatter_class = _TrainHelpFormatter  # the settings list is built only when --help is asked for
     train.add_argument("--config", help="YAML file of training settings")
     train.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="settings overriding the config file")
 
@@ -106,33 +121,37 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _command_predict(args: argparse.Namespace) -> int:
-    from pysalient.engine.evaluator import write_json_atomic
-    from pysalient.engine.run_files import new_run_dir
+    import time
 
+    from pysalient.engine.saving import describe_outputs
+    from pysalient.utils.image_io import resolve_sources
+
+    resolve_sources(args.source)  # a missing source fails here, before a model is loaded or a folder created
     model = _load_model(args)
-    save_dir = args.save_dir or new_run_dir(Path("runs") / "predict", "exp")
-    save_dir.mkdir(parents=True, exist_ok=True)
-    predictions = model.predict(
-        args.source, conf=args.conf, imgsz=args.imgsz, batch=args.batch, max_det=args.max_det, stream=True
+    results = model.predict(
+        args.source,
+        conf=args.conf,
+        imgsz=args.imgsz,
+        batch=args.batch,
+        max_det=args.max_det,
+        stream=True,
+        save=not args.no_save,
+        save_masks=args.save_masks,
+        save_txt=args.save_txt,
+        save_json=True,
+        save_dir=args.save_dir,
+        verbose=True,
     )
-    images: List[Dict[str, Any]] = []
-    annotations: List[Dict[str, Any]] = []
-    used_names: Dict[str, int] = {}
-    for image_id, result in enumerate(predictions, start=1):
-        stem = Path(result.path).stem
-        used_names[stem] = used_names.get(stem, 0) + 1
-        overlay = f"{stem}.jpg" if used_names[stem] == 1 else f"{stem}_{used_names[stem]}.jpg"
-        result.save(str(save_dir / overlay))
-        height, width = result.image_size
-        images.append({"id": image_id, "file_name": result.path, "height": height, "width": width, "overlay": overlay})
-        for entry in result.to_coco(image_id):
-            annotations.append({"id": len(annotations) + 1, **entry})
-        print(f"{image_id} {result.path}: {len(result)} instance(s)")
-    categories = [{"id": label + 1, "name": name} for label, name in sorted(model.names.items())]
-    output = write_json_atomic(
-        save_dir / "predictions.json", {"images": images, "annotations": annotations, "categories": categories}
-    )
-    print(f"{len(images)} image(s): overlays in {save_dir}, detections in {output}")
+    start = time.perf_counter()
+    images = instances = 0
+    save_dir = args.save_dir
+    for result in results:  # predict prints one line per image
+        images += 1
+        instances += len(result)
+        save_dir = result.save_dir
+    mean_ms = (time.perf_counter() - start) * 1000.0 / max(images, 1)
+    outputs = describe_outputs(save_dir, not args.no_save, args.save_masks, args.save_txt, json=True)
+    print(f"{images} image(s), {instances} instance(s), {mean_ms:.1f}ms per image: {outputs}")
     return 0
 
 
@@ -140,28 +159,39 @@ def _command_train(args: argparse.Namespace) -> int:
     from pysalient.engine.trainer import main_train
 
     run_dir = main_train(args.config, list(args.overrides))
-    print(f"training run saved in {run_dir}")
+    if int(os.environ.get("RANK", "0")) == 0:  # under torchrun, one line from the main process only
+        print(f"training run saved in {run_dir}")
     return 0
 
 
 def _command_eval(args: argparse.Namespace) -> int:
+    import shutil
+    import tempfile
+
     from pysalient.engine.evaluator import format_metrics, write_json_atomic
     from pysalient.engine.run_files import new_run_dir
 
+    # Checked before a model is loaded or a folder created.
+    if Path(args.data).suffix.lower() != ".json":
+        raise ValueError(f"--data needs a COCO instances json (a .json file), got {args.data}")
+    if not Path(args.data).is_file():
+        raise FileNotFoundError(f"COCO json not found: {args.data}")
     model = _load_model(args)
-    save_dir = args.save_dir or new_run_dir(Path("runs") / "eval", "exp")
-    save_dir.mkdir(parents=True, exist_ok=True)
-    predictions = save_dir / "predictions.json"
-    metrics = model.evaluate(
-        args.data,
-        image_root=args.image_root,
-        imgsz=args.imgsz,
-        batch=args.batch,
-        conf=args.conf,
-        save_json=predictions,
-        class_agnostic=args.class_agnostic,
-        verbose=args.verbose,
-    )
+    # The detections go to a scratch file first: the run folder is only created for a finished evaluation.
+    with tempfile.TemporaryDirectory(prefix="pysalient-eval-") as scratch:
+        metrics = model.evaluate(
+            args.data,
+            image_root=args.image_root,
+            imgsz=args.imgsz,
+            batch=args.batch,
+            conf=args.conf,
+            save_json=Path(scratch) / "predictions.json",
+            class_agnostic=args.class_agnostic,
+            verbose=args.verbose,
+        )
+        save_dir = args.save_dir or new_run_dir(Path("runs") / "eval", "exp")
+        save_dir.mkdir(parents=True, exist_ok=True)
+        predictions = Path(shutil.move(str(Path(scratch) / "predictions.json"), str(save_dir / "predictions.json")))
     # Strict JSON has no NaN: metrics without ground truth (e.g. APl on a set of small objects) become null.
     report = {
         "model": model.name,
@@ -291,6 +321,23 @@ def _weights_status(weights: Any) -> str:
         return "cached" if cached else "download"
     location = Path(weights.url)
     return "packaged" if (location if location.is_absolute() else PACKAGE_DIR / location).is_file() else "missing"
+
+
+class _TrainHelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """``pysalient train --help``: the usual help, then every ``KEY=VALUE`` setting with its default and what a run
+    folder holds. Built at help time only: the list comes from ``TrainConfig``, whose import loads torch."""
+
+    def format_help(self) -> str:
+        from pysalient.engine.train_config import settings_help
+
+        self.add_text(settings_help())
+        self.add_text(
+            "a run folder (runs/train/expN; project= and name= choose another) holds: weights.pth (the final\n"
+            "model, for pysalient.load / predict / evaluate / export), best.pth (best validation AP so far, when\n"
+            "val= is set), last.pth (the full training state; resume=true continues from it exactly),\n"
+            "config.json (the settings and the starting weights), metrics.jsonl and results.csv"
+        )
+        return super().format_help()
 
 
 def _positive_int(text: str) -> int:

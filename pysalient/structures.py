@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence, Union
+from typing import Any, Dict, List, NamedTuple, Optional, Sequence, Tuple, Union
 
 import cv2
 import numpy as np
@@ -41,11 +41,67 @@ def masks_to_boxes(masks: Tensor) -> Tensor:
     return boxes
 
 
+CAPTION_FONT = cv2.FONT_HERSHEY_SIMPLEX
+CAPTION_SCALE = 0.5
+CAPTION_THICKNESS = 1
+CAPTION_MARGIN = 4  # pixels between a caption and its box's top line
+
+
 def _palette(index: int) -> tuple:
     # Evenly spread hues (golden-ratio steps) so neighbouring instances get distinct colours.
     hue = int((index * 0.618033988749895 % 1.0) * 179)
     bgr = cv2.cvtColor(np.uint8([[[hue, 200, 255]]]), cv2.COLOR_HSV2BGR)[0, 0]
     return tuple(int(channel) for channel in bgr)
+
+
+def caption_origin(
+    box: Tuple[int, int, int, int], text_size: Tuple[int, int], baseline: int, image_size: Tuple[int, int]
+) -> Tuple[int, int]:
+    """Where ``cv2.putText`` draws a box's caption so that all of it stays inside the image.
+
+    Above the box when there is room, otherwise just inside its top edge; shifted left when it would pass the
+    right edge. An image too small for the caption keeps its top-left corner.
+
+    Args:
+        box: (x1, y1, x2, y2) in pixels.
+        text_size: (width, height) of the caption, as ``cv2.getTextSize`` gives it.
+        baseline: pixels the caption extends below its origin (``cv2.getTextSize``'s baseline).
+        image_size: (H, W) of the image.
+
+    Returns:
+        (x, y): the bottom-left origin of the text.
+    """
+    x1, y1 = box[0], box[1]
+    text_width, text_height = text_size
+    height, width = image_size
+    x = max(0, min(x1, width - text_width))
+    y = y1 - CAPTION_MARGIN
+    if y - text_height < 0:  # no room above: inside the box, under its top line
+        y = max(y1, 0) + CAPTION_MARGIN + text_height
+    y = max(text_height, min(y, height - 1 - baseline))
+    return x, y
+
+
+class ResultArrays(NamedTuple):
+    """A :class:`Result` as numpy arrays (what :meth:`Result.numpy` returns).
+
+    Attributes:
+        masks: bool [N, H, W].
+        boxes: float32 [N, 4] (x1, y1, x2, y2) in pixels.
+        scores: float32 [N].
+        labels: int64 [N].
+        names: class index -> class name.
+        orig_img: BGR uint8 [H, W, 3], if known.
+        path: where the image came from, if known.
+    """
+
+    masks: np.ndarray
+    boxes: np.ndarray
+    scores: np.ndarray
+    labels: np.ndarray
+    names: Dict[int, str]
+    orig_img: Optional[np.ndarray]
+    path: Optional[str]
 
 
 @dataclass
@@ -60,7 +116,8 @@ class Result:
         labels: int64 [N] class indices into ``names``.
         names: class index -> class name.
         orig_img: the input image as BGR uint8 [H, W, 3] (OpenCV convention), if known.
-        path: where the image came from, if it was a file.
+        path: where the image came from, if it was a file (or a description: ``"clip.mp4 frame 3"``).
+        save_dir: the folder ``predict(save=...)`` wrote this image's outputs to, if any.
     """
 
     masks: Tensor
@@ -70,6 +127,7 @@ class Result:
     names: Dict[int, str] = field(default_factory=lambda: {0: "salient"})
     orig_img: Optional[np.ndarray] = None
     path: Optional[str] = None
+    save_dir: Optional[str] = None
 
     def __post_init__(self) -> None:
         count = self.masks.shape[0]
@@ -116,6 +174,7 @@ class Result:
             self.names,
             self.orig_img,
             self.path,
+            self.save_dir,
         )
 
     @property
@@ -133,15 +192,62 @@ class Result:
             self.names,
             self.orig_img,
             self.path,
+            self.save_dir,
         )
 
-    def plot(self, image: Optional[np.ndarray] = None, alpha: float = 0.5, show_boxes: bool = True) -> np.ndarray:
-        """Draws masks, boxes and ``label score`` captions.
+    def numpy(self) -> ResultArrays:
+        """A copy of the detections as numpy arrays, in a :class:`ResultArrays` named tuple.
+
+        ``Result`` itself always holds tensors (its methods rely on them), so unlike ultralytics' ``Results.numpy()``
+        this returns another type; its fields have the same names and meanings: ``result.numpy().boxes`` is the
+        float32 [N, 4] array of ``result.boxes``. The arrays are copies: changing them leaves the Result unchanged.
+        """
+        return ResultArrays(
+            masks=self.masks.detach().cpu().numpy().copy(),
+            boxes=self.boxes.detach().cpu().numpy().copy(),
+            scores=self.scores.detach().cpu().numpy().copy(),
+            labels=self.labels.detach().cpu().numpy().copy(),
+            names=dict(self.names),
+            orig_img=self.orig_img,
+            path=self.path,
+        )
+
+    def summary(self, decimals: int = 5) -> List[Dict[str, Any]]:
+        """One plain-Python dict per instance (JSON-serialisable), in the Result's order.
+
+        Each is ``{"name": str, "class": int, "confidence": float, "box": {"x1", "y1", "x2", "y2"}: float pixels,
+        "area": int}``, where ``area`` counts the mask's pixels; floats are rounded to ``decimals`` digits.
+        """
+        result = self.cpu()
+        areas = result.masks.flatten(1).sum(dim=1).tolist() if len(result) else []
+        columns = zip(result.labels.tolist(), result.scores.tolist(), result.boxes.tolist(), areas)
+        entries = []
+        for label, score, box, area in columns:
+            entries.append(
+                {
+                    "name": self.names.get(int(label), str(int(label))),
+                    "class": int(label),
+                    "confidence": round(float(score), decimals),
+                    "box": {key: round(float(value), decimals) for key, value in zip(("x1", "y1", "x2", "y2"), box)},
+                    "area": int(area),
+                }
+            )
+        return entries
+
+    def plot(
+        self,
+        image: Optional[np.ndarray] = None,
+        alpha: float = 0.5,
+        show_boxes: bool = True,
+        show_labels: bool = True,
+    ) -> np.ndarray:
+        """Draws masks, boxes and ``label score`` captions (kept inside the image, see :func:`caption_origin`).
 
         Args:
             image: BGR uint8 [H, W, 3] to draw on; defaults to ``orig_img`` (or black).
             alpha: mask opacity.
             show_boxes: whether to draw boxes and captions.
+            show_labels: whether to draw the captions of the boxes.
 
         Returns:
             A new BGR uint8 [H, W, 3] image.
@@ -161,12 +267,16 @@ class Result:
                 colour = _palette(index)
                 x1, y1, x2, y2 = (int(round(v)) for v in result.boxes[index].tolist())
                 cv2.rectangle(canvas, (x1, y1), (max(x2 - 1, x1), max(y2 - 1, y1)), colour, 2)
-                label = int(result.labels[index])
-                caption = f"{self.names.get(label, str(label))} {float(result.scores[index]):.2f}"
-                cv2.putText(
-                    canvas, caption, (x1, max(y1 - 4, 10)), cv2.FONT_HERSHEY_SIMPLEX, 0.5, colour, 1, cv2.LINE_AA
-                )
+                if show_labels:
+                    result._draw_caption(canvas, index, (x1, y1, x2, y2), colour)
         return canvas
+
+    def _draw_caption(self, canvas: np.ndarray, index: int, box: Tuple[int, int, int, int], colour: tuple) -> None:
+        label = int(self.labels[index])
+        caption = f"{self.names.get(label, str(label))} {float(self.scores[index]):.2f}"
+        text_size, baseline = cv2.getTextSize(caption, CAPTION_FONT, CAPTION_SCALE, CAPTION_THICKNESS)
+        origin = caption_origin(box, text_size, baseline, canvas.shape[:2])
+        cv2.putText(canvas, caption, origin, CAPTION_FONT, CAPTION_SCALE, colour, CAPTION_THICKNESS, cv2.LINE_AA)
 
     def save(self, filename: str, **plot_kwargs: Any) -> str:
         """Writes :meth:`plot` to ``filename`` (format from its extension) atomically; returns the path."""

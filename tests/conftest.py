@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 import pytest
@@ -25,7 +26,9 @@ def shared_tiny_model():
 
 
 @pytest.fixture(scope="session")
-def shared_aoti_package(shared_tiny_model, tmp_path_factory: pytest.TempPathFactory) -> Path:
+def shared_aoti_package(
+    shared_tiny_model, tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+) -> Path:
     """``model.pt2``: ``shared_tiny_model`` compiled by AOTInductor for the CPU, once per test session.
 
     tests/export/test_aoti.py and tests/cpp both test this one package, so the suite pays for one compilation
@@ -34,5 +37,11 @@ def shared_aoti_package(shared_tiny_model, tmp_path_factory: pytest.TempPathFact
     """
     from tests.export.helpers import SHARED_IMGSZ, SHARED_MAX_DET
 
+    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
+    say = reporter.write_line if reporter is not None else print
+    say("\n[fixture] compiling the shared AOTInductor package (tests/export, tests/cpp): a few minutes on 2 cores ...")
+    start = time.perf_counter()
     path = tmp_path_factory.mktemp("shared-aoti") / "model.pt2"
-    return Path(shared_tiny_model.export("aoti", path, imgsz=SHARED_IMGSZ, max_det=SHARED_MAX_DET))
+    exported = shared_tiny_model.export("aoti", path, imgsz=SHARED_IMGSZ, max_det=SHARED_MAX_DET, verbose=False)
+    say(f"[fixture] AOTInductor package compiled in {time.perf_counter() - start:.0f} s")
+    return Path(exported)

@@ -6,6 +6,7 @@ import importlib
 import importlib.util
 import json
 import math
+import re
 import subprocess
 import sys
 import warnings
@@ -90,7 +91,14 @@ def test_predict_writes_overlays_and_a_coco_like_json(tmp_path, capsys) -> None:
     assert main(["predict", str(tmp_path / "images"), *arguments, "--conf", "0.001", "--save-dir", str(save_dir)]) == 0
     captured = capsys.readouterr()
     assert "pysalient: warning: sparseinst_mbv2_tiny has no trained weights" in captured.err
-    assert f"2 image(s): overlays in {save_dir}" in captured.out
+    lines = captured.out.splitlines()
+    assert lines[0].startswith(f"image 1/2 {paths[0]}: 48x64 ") and lines[1].startswith(f"image 2/2 {paths[1]}: 70x40 ")
+    assert re.search(r" instances?, \d+\.\dms read, \d+\.\dms inference, \d+\.\dms postprocess$", lines[0])
+    assert re.fullmatch(
+        rf"2 image\(s\), \d+ instance\(s\), \d+\.\dms per image: overlays in {re.escape(str(save_dir))}, "
+        rf"detections in {re.escape(str(save_dir / 'predictions.json'))}",
+        lines[2],
+    )
     written = json.loads((save_dir / "predictions.json").read_text())
     assert [image["file_name"] for image in written["images"]] == [str(path) for path in paths]
     assert written["categories"] == [{"id": 1, "name": "salient"}]
@@ -117,6 +125,83 @@ def test_predict_numbers_default_run_folders(tmp_path, monkeypatch, capsys) -> N
         assert main(["predict", str(path), "--model", "sparseinst_mbv2_tiny", "--imgsz", "32", "--device", "cpu"]) == 0
     assert (tmp_path / "runs/predict/exp/image0.jpg").is_file()
     assert (tmp_path / "runs/predict/exp2/predictions.json").is_file()
+
+
+def test_predict_save_options_write_masks_and_labels_instead_of_overlays(tmp_path, capsys) -> None:
+    torch.manual_seed(0)
+    (path,) = write_images(tmp_path / "images", [(48, 64)])
+    save_dir = tmp_path / "out"
+    arguments = ["--model", "sparseinst_mbv2_tiny", "--imgsz", "64", "--device", "cpu", "--conf", "0.001"]
+    options = ["--no-save", "--save-masks", "--save-txt", "--save-dir", str(save_dir)]
+    assert main(["predict", str(path), *arguments, *options]) == 0
+    summary = capsys.readouterr().out.splitlines()[-1]
+    assert f"masks in {save_dir / 'masks'}, labels in {save_dir / 'labels'}" in summary and "overlays" not in summary
+    assert sorted(p.name for p in save_dir.iterdir()) == ["labels", "masks", "predictions.json"]
+    written = json.loads((save_dir / "predictions.json").read_text())
+    annotations = written["annotations"]
+    assert "overlay" not in written["images"][0] and len(annotations) > 0
+    lines = (save_dir / "labels" / "image0.txt").read_text().splitlines()
+    assert len(lines) == len(annotations) == len(list((save_dir / "masks").iterdir()))
+    for index, (line, entry) in enumerate(zip(lines, annotations)):
+        label, x1, y1, x2, y2, score = line.split()
+        x, y, w, h = entry["bbox"]
+        assert int(label) == entry["category_id"] - 1 and float(score) == pytest.approx(entry["score"], abs=1e-6)
+        assert [float(x1), float(y1), float(x2), float(y2)] == pytest.approx(
+            [x / 64, y / 48, (x + w) / 64, (y + h) / 48]
+        )
+        mask = cv2.imread(str(save_dir / "masks" / f"image0_{index}.png"), cv2.IMREAD_UNCHANGED)
+        assert np.array_equal(mask == 255, mask_utils.decode(entry["segmentation"]).astype(bool))
+
+
+def test_predict_a_video_writes_an_annotated_video_and_frame_entries(tmp_path, capsys) -> None:
+    from tests.engine.test_sources import write_video
+
+    write_video(tmp_path / "clip.avi", 3, fps=5.0)
+    save_dir = tmp_path / "out"
+    arguments = ["--model", "sparseinst_mbv2_tiny", "--imgsz", "32", "--device", "cpu", "--save-dir", str(save_dir)]
+    assert main(["predict", str(tmp_path / "clip.avi"), *arguments]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split(":")[0] for line in lines[:3]] == [
+        f"video 1/1 (frame {number}/3) {tmp_path / 'clip.avi'}" for number in (1, 2, 3)
+    ]
+    assert lines[3].startswith("3 image(s), ")
+    (video,) = [p for p in save_dir.iterdir() if p.stem == "clip"]
+    capture = cv2.VideoCapture(str(video))
+    assert capture.get(cv2.CAP_PROP_FPS) == pytest.approx(5.0)
+    assert sum(1 for _ in iter(lambda: capture.read()[0] or None, None)) == 3
+    capture.release()
+    written = json.loads((save_dir / "predictions.json").read_text())
+    assert [(image["frame"], image["overlay"]) for image in written["images"]] == [(n, video.name) for n in (1, 2, 3)]
+    assert {image["file_name"] for image in written["images"]} == {str(tmp_path / "clip.avi")}
+
+
+def test_a_missing_source_or_a_non_json_dataset_fails_in_one_line_and_creates_nothing(
+    tmp_path, monkeypatch, capsys
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert main(["predict", "nope.jpg", "--model", "sparseinst_mbv2_tiny"]) == 1
+    err = capsys.readouterr().err
+    assert err == "pysalient predict: error: image source not found: nope.jpg\n"
+    cv2.imwrite(str(tmp_path / "photo.jpg"), np.zeros((4, 4, 3), np.uint8))
+    assert main(["eval", "--model", "sparseinst_mbv2_tiny", "--data", "photo.jpg"]) == 1
+    err = capsys.readouterr().err
+    assert err == "pysalient eval: error: --data needs a COCO instances json (a .json file), got photo.jpg\n"
+    assert main(["predict", "987", "--model", "sparseinst_mbv2_tiny", "--device", "cpu"]) == 1  # no such camera
+    err = capsys.readouterr().err
+    assert err.strip().splitlines()[-1] == (
+        "pysalient predict: error: cannot open camera 987: no such device, it is in use, or access is denied"
+    )
+    assert not (tmp_path / "runs").exists()
+
+
+def test_a_failed_evaluation_leaves_no_run_folder(tmp_path, monkeypatch, capsys) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "broken.json").write_text("not json")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the random-weights warning of the model is not the point here
+        assert main(["eval", "--model", "sparseinst_mbv2_tiny", "--data", "broken.json", "--device", "cpu"]) == 1
+    assert "pysalient eval: error: broken.json: invalid JSON" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["broken.json"]
 
 
 def test_eval_prints_a_table_and_writes_metrics_and_detections(tmp_path, capsys) -> None:
@@ -180,12 +265,14 @@ def test_runtime_errors_exit_with_1_without_traceback_unless_verbose(tmp_path, c
     assert main(["eval", "--model", "sparseinst_mbv2_tiny", "--data", missing, "--device", "cpu"]) == 1
     err = capsys.readouterr().err
     assert f"pysalient eval: error: COCO json not found: {missing}" in err and "Traceback" not in err
-    with pytest.warns(UserWarning, match="randomly initialised"):  # --verbose keeps Python's warning display
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the source is checked before the model is loaded: no weights warning
         assert main(["predict", str(tmp_path / "none.png"), "--model", "sparseinst_mbv2_tiny", "--verbose"]) == 1
     err = capsys.readouterr().err
     assert "Traceback" in err and "pysalient predict: error: image source not found" in err
     assert main(["data", "synth", "--out", str(tmp_path / "d")]) == 1
     assert "nothing to generate" in capsys.readouterr().err
+    write_images(tmp_path, [(8, 8)])  # a valid source: the model name is what is wrong
     assert main(["predict", str(tmp_path), "--model", "maskrcnn"]) == 1
     assert "pysalient predict: error: unknown model 'maskrcnn'" in capsys.readouterr().err
 
@@ -276,3 +363,14 @@ def test_one_default_conf_for_api_and_cli() -> None:
 
     assert (cli.DEFAULT_CONF, cli.EVALUATION_CONF) == (DEFAULT_CONF, EVALUATION_CONF)
     assert pysalient.load("sparseinst", device="cpu").default_conf == DEFAULT_CONF
+
+
+def test_train_help_lists_every_setting_and_the_run_folder(capsys) -> None:
+    from pysalient.engine.train_config import field_names
+
+    with pytest.raises(SystemExit) as stop:
+        main(["train", "--help"])
+    assert stop.value.code == 0
+    out = capsys.readouterr().out
+    assert all(f"  {name}=" in out for name in field_names())
+    assert "weights.pth (the final" in out and "resume=true continues" in out
