@@ -1,8 +1,9 @@
 """Command-line interface: ``pysalient predict|train|eval|models|env|data synth|export``.
 
 Each sub-command is one small function that parses nothing itself and calls the Python API. Expected failures
-(bad paths, bad values: ``ValueError``/``OSError``/``ImportError``) print ``pysalient <command>: error: ...`` on
-stderr and exit with 1, without a traceback unless ``--verbose``; argument errors exit with 2 (argparse).
+(bad paths, bad values, torch's errors: ``ValueError``/``OSError``/``ImportError``/``RuntimeError``, e.g. a device
+that is not there) print ``pysalient <command>: error: ...`` on stderr and exit with 1, without a traceback unless
+``--verbose``; argument errors (``--conf nan``) exit with 2 (argparse).
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         except KeyboardInterrupt:
             print(f"pysalient {args.command_name}: interrupted", file=sys.stderr)
             return 130
-        except (ValueError, OSError, ImportError) as error:
+        except (ValueError, OSError, ImportError, RuntimeError) as error:  # RuntimeError: torch's (bad device, ...)
             if args.verbose:
                 traceback.print_exc()
             print(f"pysalient {args.command_name}: error: {error}", file=sys.stderr)
@@ -64,7 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_model_arguments(predict)
     predict.add_argument(
-        "--conf", type=float, help=f"minimum score of a returned instance, in [0, 1] (model default, {DEFAULT_CONF})"
+        "--conf", type=_score, help=f"minimum score of a returned instance, in [0, 1] (model default, {DEFAULT_CONF})"
     )
     predict.add_argument("--imgsz", type=_positive_int, help="shortest side at inference (model default if unset)")
     predict.add_argument("--batch", type=_positive_int, default=1, help="images per forward pass (default 1)")
@@ -91,7 +92,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--image-root", help="folder of the images (found next to the json if unset)")
     evaluate.add_argument("--imgsz", type=_positive_int, help="shortest side at inference (model default if unset)")
     evaluate.add_argument(
-        "--conf", type=float, help=f"minimum score of an evaluated instance (default {EVALUATION_CONF}: all)"
+        "--conf", type=_score, help=f"minimum score of an evaluated instance (default {EVALUATION_CONF}: all)"
     )
     evaluate.add_argument("--batch", type=_positive_int, default=4, help="images per forward pass (default 4)")
     evaluate.add_argument("--class-agnostic", action="store_true", default=None, help="ignore categories")
@@ -115,7 +116,7 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--output", type=Path, required=True, help="file to write (.ts or .pt2)")
     export.add_argument("--imgsz", type=_positive_int, help="shortest side inside the graph (model default if unset)")
     export.add_argument("--half", action="store_true", help="export in float16 (for GPUs)")
-    export.add_argument("--conf", type=float, help="default minimum score of the graph (model default if unset)")
+    export.add_argument("--conf", type=_score, help="default minimum score of the graph (model default if unset)")
     export.add_argument("--max-det", type=_positive_int, help="detection cap inside the graph (model default if unset)")
     return parser
 
@@ -354,6 +355,16 @@ def _non_negative_int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
     if value < 0:
         raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}")
+    return value
+
+
+def _score(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1], got {text!r}") from None
+    if not math.isfinite(value) or not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1], got {text!r}")
     return value
 
 

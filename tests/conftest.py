@@ -37,11 +37,20 @@ def shared_aoti_package(
     """
     from tests.export.helpers import SHARED_IMGSZ, SHARED_MAX_DET
 
-    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
-    say = reporter.write_line if reporter is not None else print
-    say("\n[fixture] compiling the shared AOTInductor package (tests/export, tests/cpp): a few minutes on 2 cores ...")
     start = time.perf_counter()
+    _announce(request, "\n[fixture] compiling the shared AOTInductor package (tests/export, tests/cpp): minutes")
     path = tmp_path_factory.mktemp("shared-aoti") / "model.pt2"
     exported = shared_tiny_model.export("aoti", path, imgsz=SHARED_IMGSZ, max_det=SHARED_MAX_DET, verbose=False)
-    say(f"[fixture] AOTInductor package compiled in {time.perf_counter() - start:.0f} s")
+    _announce(request, f"[fixture] AOTInductor package compiled in {time.perf_counter() - start:.0f} s")
     return Path(exported)
+
+
+def _announce(request: pytest.FixtureRequest, line: str) -> None:
+    """Prints ``line`` on the terminal even while pytest captures the output (as it does during fixture setup)."""
+    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
+    capture = request.config.pluginmanager.get_plugin("capturemanager")
+    if reporter is None or capture is None:
+        print(line)
+        return
+    with capture.global_and_fixture_disabled():
+        reporter.write_line(line)

@@ -343,11 +343,9 @@ def test_exported_models_evaluate_and_refuse_what_they_cannot_do(tmp_path, capsy
     [
         (["--device", "tpu"], "invalid device 'tpu'"),
         (["--device", "cuda:0"] if not torch.cuda.is_available() else ["--device", "nope"], "device"),
-        (["--conf", "1.5"], "conf must be a number in [0, 1]"),
-        (["--conf", "nan"], "conf must be a number in [0, 1]"),
     ],
 )
-def test_bad_device_or_conf_is_one_line(arguments, message, tmp_path, capsys) -> None:
+def test_bad_device_is_one_line(arguments, message, tmp_path, capsys) -> None:
     (path,) = write_images(tmp_path, [(20, 30)])
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the random-weights warning of the model is not the point here
@@ -374,3 +372,26 @@ def test_train_help_lists_every_setting_and_the_run_folder(capsys) -> None:
     out = capsys.readouterr().out
     assert all(f"  {name}=" in out for name in field_names())
     assert "weights.pth (the final" in out and "resume=true continues" in out
+
+
+@pytest.mark.parametrize("command", [["predict", "x.jpg"], ["eval", "--data", "x.json"], ["export", "--format=aoti"]])
+@pytest.mark.parametrize("conf", ["nan", "inf", "-0.1", "1.5", "half"])
+def test_conf_outside_0_1_is_an_argument_error(command, conf, capsys) -> None:
+    with pytest.raises(SystemExit) as stop:
+        main([*command, "--conf", conf])
+    assert stop.value.code == 2
+    assert f"argument --conf: expected a number in [0, 1], got '{conf}'" in capsys.readouterr().err
+
+
+def test_runtime_errors_of_torch_are_one_line_errors(tmp_path, monkeypatch, capsys) -> None:
+    import pysalient
+
+    def failing_load(*args, **kwargs):
+        raise RuntimeError("CUDA error: out of memory")
+
+    monkeypatch.setattr(pysalient, "load", failing_load)
+    write_images(tmp_path, [(8, 8)])
+    assert main(["predict", str(tmp_path)]) == 1
+    assert capsys.readouterr().err == "pysalient predict: error: CUDA error: out of memory\n"
+    assert main(["predict", str(tmp_path), "--verbose"]) == 1
+    assert "Traceback" in capsys.readouterr().err

@@ -91,7 +91,8 @@ def load(
         )
 
     if is_pysalient_checkpoint(checkpoint):
-        return _from_pysalient_checkpoint(checkpoint, entry, num_classes, target_device, text)
+        source = os.fspath(weights) if weights is not None else f"{entry.name}'s packaged weights"
+        return _from_pysalient_checkpoint(checkpoint, entry, num_classes, target_device, source)
     return _from_official_checkpoint(checkpoint, entry, num_classes, class_names, target_device)
 
 
@@ -109,9 +110,35 @@ def _from_pysalient_checkpoint(
     class_names: Sequence[str] = checkpoint["class_names"]
     if num_classes is not None and num_classes != len(class_names):
         raise ValueError(f"{source}: the checkpoint predicts {len(class_names)} classes, not num_classes={num_classes}")
+    if entry is not None:
+        _check_same_architecture(config, entry.make_config(num_classes=len(class_names)), entry.name, source)
     network = family.build(config)
     family.load_weights(network, checkpoint["state_dict"], True)
+    _check_finite_weights(network, source)
     return SalientModel(network, family, config, class_names, checkpoint["name"]).to(device)
+
+
+def _check_same_architecture(found: Any, expected: Any, name: str, source: str) -> None:
+    """Raises when a pysalient checkpoint loaded under a registry name describes another architecture."""
+    found_dict, expected_dict = found.to_dict(), expected.to_dict()
+    differing = sorted(
+        key for key in set(found_dict) | set(expected_dict) if found_dict.get(key) != expected_dict.get(key)
+    )
+    if differing:
+        shown = ", ".join(f"{key}={found_dict.get(key)!r} (not {expected_dict.get(key)!r})" for key in differing[:4])
+        more = f" and {len(differing) - 4} more" if len(differing) > 4 else ""
+        raise ValueError(
+            f"{source} is not a {name} checkpoint: its architecture differs in {shown}{more}; load it by its path "
+            f"alone (pysalient.load({source!r})) to get the architecture it was trained with"
+        )
+
+
+def _check_finite_weights(network: torch.nn.Module, source: str) -> None:
+    """Raises when a loaded floating parameter or buffer holds NaN or infinity (a diverged or corrupt run)."""
+    for key, tensor in network.state_dict().items():
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            bad = int((~torch.isfinite(tensor)).sum())
+            raise ValueError(f"{source}: the weights hold NaN or infinite values ({bad} in {key}): a diverged run?")
 
 
 def _from_official_checkpoint(
@@ -129,5 +156,6 @@ def _from_official_checkpoint(
     config = entry.make_config(num_classes=classes)
     network = family.build(config)
     family.load_weights(network, checkpoint, True)
+    _check_finite_weights(network, "the checkpoint")
     names: Tuple[str, ...] = tuple(class_names) if class_names else default_class_names(classes)
     return SalientModel(network, family, config, names, entry.name).to(device)

@@ -25,6 +25,20 @@ FINAL_WEIGHTS = "weights.pth"
 CONFIG_FILE = "config.json"
 
 
+def remove_stale_temporaries(run_dir: Union[str, os.PathLike]) -> List[Path]:
+    """Deletes the temporaries of interrupted atomic writes in ``run_dir``; returns what it deleted.
+
+    A process killed (SIGKILL, power loss) while it writes ``last.pth`` leaves ``.last.pth.<random>.tmp`` behind
+    (see :func:`pysalient.utils.atomic.atomic_write`): the complete previous file is still in place, and the
+    temporary would otherwise stay forever. Only hidden ``.<file>.<random>.tmp`` names are touched. Call it when no
+    other process writes into ``run_dir`` (a resumed run, on its main process, before training).
+    """
+    stale = sorted(path for path in Path(run_dir).glob(".*.tmp") if path.is_file())
+    for path in stale:
+        path.unlink(missing_ok=True)
+    return stale
+
+
 def new_run_dir(project: Union[str, os.PathLike], name: str, exist_ok: bool = False) -> Path:
     """Creates and returns ``project/name``, or the first free ``project/name2``, ``name3``...
 

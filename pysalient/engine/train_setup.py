@@ -22,7 +22,7 @@ from pysalient.engine.checkpoint import is_pysalient_checkpoint, read_checkpoint
 from pysalient.engine.distributed import DistributedContext
 from pysalient.engine.hub import resolve_weights
 from pysalient.engine.model import SalientModel
-from pysalient.engine.run_files import latest_run_checkpoint, new_run_dir
+from pysalient.engine.run_files import latest_run_checkpoint, new_run_dir, remove_stale_temporaries
 from pysalient.engine.train_config import TrainConfig
 from pysalient.inputs import InputSpec
 from pysalient.models.family import FamilyConfig
@@ -147,7 +147,11 @@ def resolve_run(
             f"{path} is a model checkpoint, not a training checkpoint: start a new run from it with "
             f"model={str(path)!r} instead of resuming"
         )
-    return merged_resume_config(checkpoint["train_config"], requested), Path(path).parent, Path(path), checkpoint
+    config = merged_resume_config(checkpoint["train_config"], requested)
+    if context.is_main:  # what a killed save left behind; the checkpoint being resumed is complete
+        for stale in remove_stale_temporaries(Path(path).parent):
+            print(f"removed {stale.name}, left by an interrupted save")
+    return config, Path(path).parent, Path(path), checkpoint
 
 
 def build_network(

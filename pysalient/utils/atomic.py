@@ -6,13 +6,19 @@ one. Every writer of the package (checkpoints, exports, datasets, results, downl
 
 from __future__ import annotations
 
+import errno
 import json
 import os
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Any, BinaryIO, Callable, Union
 
 PathLike = Union[str, "os.PathLike[str]"]
+
+# A write that fails while its folder has less free space than this failed because the disk is full, whatever the
+# writer said (torch.save reports a full disk as "unexpected pos ... vs ...", without errno).
+FULL_DISK_BYTES = 16 * 1024 * 1024
 
 
 def _default_permissions() -> int:
@@ -32,6 +38,10 @@ def atomic_write(path: PathLike, write: Callable[[BinaryIO], None], durable: boo
 
     Returns:
         ``path`` as a Path.
+
+    Raises:
+        OSError: ``ENOSPC`` ("No space left on device ...") when the write failed on a full disk, whatever error
+            the writer raised; the previous ``path`` is kept and the temporary removed in every failure.
     """
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -45,10 +55,25 @@ def atomic_write(path: PathLike, write: Callable[[BinaryIO], None], durable: boo
                 os.fsync(handle.fileno())
         os.chmod(temporary, _default_permissions())
         os.replace(temporary, target)
-    except BaseException:
+    except BaseException as error:
+        full = isinstance(error, Exception) and _disk_is_full(target.parent, error)
         Path(temporary).unlink(missing_ok=True)
+        if full:
+            state = "is unchanged" if target.exists() else "was not written"
+            raise OSError(
+                errno.ENOSPC, f"No space left on device while writing {target} ({target.name} {state}); free some space"
+            ) from error
         raise
     return target
+
+
+def _disk_is_full(folder: Path, error: Exception) -> bool:
+    if isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT):
+        return True
+    try:
+        return shutil.disk_usage(folder).free < FULL_DISK_BYTES
+    except OSError:
+        return False
 
 
 def atomic_write_bytes(path: PathLike, data: bytes, durable: bool = True) -> Path:

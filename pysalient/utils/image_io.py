@@ -114,10 +114,12 @@ def resolve_sources(source: Any) -> List[Source]:
     Raises:
         FileNotFoundError: a path that does not exist, or a directory or pattern without images or videos.
         TypeError: an unsupported type of source.
-        ValueError: a tensor of the wrong shape, or a negative camera index.
+        ValueError: an empty path, a tensor of the wrong shape, or a negative camera index.
     """
     if isinstance(source, (list, tuple)):
         return [entry for item in source for entry in resolve_sources(item)]
+    if isinstance(source, str) and not source.strip():
+        raise ValueError(f"the source is an empty path {source!r}: name an image, video, directory, glob or URL")
     if isinstance(source, str) and source.lower().startswith(URL_SCHEMES):
         return [Source("url", source, source)]
     if isinstance(source, str) and source.isdigit() and not Path(source).exists():
@@ -314,8 +316,18 @@ _READERS: Dict[str, Callable[[Source, int, int], Iterator[SourceImage]]] = {
 }
 
 
+FLOAT_RANGE_TOLERANCE = 1e-3  # float tensors may pass [0, 1] by rounding error (normalised images); more is a mistake
+
+
 def _tensor_to_bgr(image: torch.Tensor) -> np.ndarray:
     if image.is_floating_point():
+        if image.numel() and not bool(torch.isfinite(image).all()):
+            raise ValueError("tensor source has NaN or infinite pixels")
+        if image.numel() and (image.min() < -FLOAT_RANGE_TOLERANCE or image.max() > 1 + FLOAT_RANGE_TOLERANCE):
+            raise ValueError(
+                f"float tensor sources must be in [0, 1] (RGB), got values in [{float(image.min()):g}, "
+                f"{float(image.max()):g}]: divide 0..255 images by 255, or pass a uint8 tensor"
+            )
         image = (image.clamp(0, 1) * 255).round().to(torch.uint8)
     elif image.dtype != torch.uint8:
         raise ValueError(f"tensor sources must be uint8 or float in [0, 1], got {image.dtype}")

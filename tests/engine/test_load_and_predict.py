@@ -163,3 +163,36 @@ def test_official_r50_giam_weights_predict_like_the_official_pipeline(tmp_path) 
     assert torch.equal(result.labels, expected["pred_classes"][order])
     torch.testing.assert_close(result.scores, expected["scores"][order], atol=1e-5, rtol=0)
     assert (result.masks != expected["pred_masks"][order]).float().mean() <= 1e-4
+
+
+def _packaged_checkpoint(name: str) -> dict:
+    from pysalient.engine.checkpoint import read_checkpoint
+    from pysalient.engine.loader import PACKAGE_DIR
+    from pysalient.models import get_model_entry
+
+    return dict(read_checkpoint(PACKAGE_DIR / get_model_entry(name).weights.url))
+
+
+def test_a_checkpoint_of_another_architecture_under_a_registry_name_raises(tmp_path) -> None:
+    checkpoint = _packaged_checkpoint("sparseinst_r18_light")
+    atomic_torch_save(checkpoint, tmp_path / "r18.pth")
+    expected = r"r18\.pth is not a sparseinst_mbv2_tiny checkpoint: its architecture differs in backbone='resnet18'"
+    with pytest.raises(ValueError, match=expected):
+        pysalient.load("sparseinst_mbv2_tiny", weights=tmp_path / "r18.pth", device="cpu")
+    with pytest.raises(ValueError, match="is a rdpnet checkpoint|not sparseinst"):
+        atomic_torch_save(_packaged_checkpoint("rdpnet_r18_light"), tmp_path / "rdp.pth")
+        pysalient.load("sparseinst_r18_light", weights=tmp_path / "rdp.pth", device="cpu")
+    same = pysalient.load("sparseinst_r18_light", weights=tmp_path / "r18.pth", device="cpu")  # agrees: loads
+    assert same.name == "sparseinst_r18_light"
+
+
+def test_a_checkpoint_with_nan_weights_raises_naming_the_tensor(tmp_path) -> None:
+    checkpoint = _packaged_checkpoint("sparseinst_r18_light")
+    state = dict(checkpoint["state_dict"])
+    key = next(key for key, value in state.items() if value.is_floating_point() and value.numel() > 4)
+    state[key] = state[key].clone()
+    state[key].view(-1)[:3] = float("nan")
+    checkpoint["state_dict"] = state
+    atomic_torch_save(checkpoint, tmp_path / "diverged.pth")
+    with pytest.raises(ValueError, match=rf"diverged\.pth: the weights hold NaN or infinite values \(3 in {key}\)"):
+        pysalient.load(tmp_path / "diverged.pth", device="cpu")

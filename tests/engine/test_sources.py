@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import http.server
+import math
 import tempfile
 import threading
 
@@ -75,6 +76,20 @@ def test_bad_sources_name_the_problem(tmp_path) -> None:
         list(iterate_sources(np.zeros((4, 4, 3), np.float64)))
     with pytest.raises(TypeError, match="unsupported source type"):
         list(iterate_sources(3.5))
+    for empty in ("", "   ", [""]):  # not the current directory
+        with pytest.raises(ValueError, match="the source is an empty path"):
+            list(iterate_sources(empty))
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), -0.5, 255.0])
+def test_float_tensors_with_non_finite_or_out_of_range_pixels_are_rejected(bad) -> None:
+    image = torch.rand(3, 8, 8)
+    image[1, 2, 3] = bad
+    with pytest.raises(ValueError, match="NaN or infinite" if not math.isfinite(bad) else r"must be in \[0, 1\]"):
+        list(iterate_sources(image))
+    image[1, 2, 3] = 1.0 + 1e-6  # rounding error of a normalised image: accepted, clamped
+    (item,) = list(iterate_sources(image))
+    assert item.image[2, 3, 1] == 255
 
 
 def patterned_image(height: int, width: int) -> np.ndarray:

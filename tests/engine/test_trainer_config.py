@@ -203,3 +203,27 @@ def test_resume_keeps_the_saved_settings() -> None:
         merged_resume_config(saved, TrainConfig(data="train.json", lr=1e-2, resume=True))
     by_epochs = merged_resume_config(saved, TrainConfig(resume=True, epochs=50))
     assert by_epochs.max_iter is None and by_epochs.epochs == 50
+
+
+def test_resuming_removes_what_a_killed_save_left_behind(tmp_path, capsys) -> None:
+    import torch
+
+    from pysalient.engine.checkpoint import atomic_torch_save
+    from pysalient.engine.distributed import DistributedContext
+    from pysalient.engine.train_setup import resolve_run
+
+    run_dir = tmp_path / "runs" / "exp"
+    saved = TrainConfig(data="train.json", project=str(tmp_path / "runs"), max_iter=10, workers=0)
+    atomic_torch_save({"train_config": saved.to_dict(), "iteration": 5}, run_dir / "last.pth")
+    stale = [run_dir / ".last.pth.k2j4x9.tmp", run_dir / ".best.pth.a1b2c3.tmp"]
+    for path in stale:
+        path.write_bytes(b"half a checkpoint")
+    (run_dir / "notes.tmp").write_text("not ours")  # only hidden .<file>.<random>.tmp names are removed
+    context = DistributedContext(rank=0, world_size=1, local_rank=0, device=torch.device("cpu"), owns_group=False)
+    requested = TrainConfig(data="train.json", project=str(tmp_path / "runs"), resume=True, workers=0)
+    config, resolved_dir, checkpoint_path, checkpoint = resolve_run(requested, context)
+    assert resolved_dir == run_dir and checkpoint_path == run_dir / "last.pth" and checkpoint["iteration"] == 5
+    assert config.max_iter == 10
+    assert sorted(path.name for path in run_dir.iterdir()) == ["last.pth", "notes.tmp"]
+    out = capsys.readouterr().out
+    assert all(f"removed {path.name}, left by an interrupted save" in out for path in stale)
