@@ -203,6 +203,27 @@ def build_cases(smoke: bool, device: str = "cpu") -> List[Case]:
         )
     )
 
+    # S4Net: stride-8 maps of the padded 320x448 input, boxes in output pixels.
+    # (A generator of its own: the inputs of the cases below stay those of earlier RESULTS.md rows.)
+    box_generator = torch.Generator().manual_seed(8)
+    box_probabilities = on(torch.rand(100 // scale, 40, 56, generator=box_generator))
+    box_masks_boxes = on(random_boxes(100 // scale, 480 / scale, box_generator))
+    cases.append(
+        Case(
+            "resize_masks_in_boxes",
+            f"{box_probabilities.shape[0]} maps 40x56 (padded 320x448) -> {output_hw[0]}x{output_hw[1]} in boxes",
+            lambda: native.resize_masks_in_boxes(
+                box_probabilities, box_masks_boxes, [320, 448], [320, 427], output_hw, 0.5
+            ),
+            lambda: _reference.resize_masks_in_boxes(
+                box_probabilities, box_masks_boxes, [320, 448], [320, 427], output_hw, 0.5
+            ),
+            # maps and boxes read, uint8 masks written
+            bytes_needed=nbytes(box_probabilities, box_masks_boxes)
+            + box_probabilities.shape[0] * output_hw[0] * output_hw[1],
+        )
+    )
+
     image = on(torch.randint(0, 256, (480 // scale, 640 // scale, 3), dtype=torch.uint8, generator=g))
     cases.append(
         Case(

@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import torch
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -26,6 +28,7 @@ def test_bench_ops_smoke_run_covers_every_op() -> None:
         "nms",
         "paste_masks",
         "upsample_masks",
+        "resize_masks_in_boxes",
         "dice_cost",
         "linear_sum_assignment",
     }
@@ -50,3 +53,26 @@ def test_bench_predict_smoke_run_prints_both_image_sets() -> None:
     assert result.returncode == 0, result.stderr
     rows = [line for line in result.stdout.splitlines() if line.startswith("| ") and "sizes" in line]
     assert len(rows) == 2 and all("(1.00x)" in row for row in rows)
+
+
+def test_s4net_lanczos_mask_step_is_the_box_rectangle_of_the_thresholded_resize() -> None:
+    import importlib.util
+
+    from pysalient import ops
+
+    spec = importlib.util.spec_from_file_location(
+        "s4net_mask_resize", REPO_ROOT / "benchmarks" / "s4net_mask_resize.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    probabilities = torch.full((2, 8, 8), 0.9)
+    probabilities[1, :, 4:] = 0.1  # the right half of the second map is background
+    boxes = torch.tensor([[3.7, 2.2, 20.5, 9.0], [0.0, 0.0, 39.0, 29.0]])
+    lanczos = module.lanczos_masks_in_boxes(probabilities, boxes, [64, 64], [64, 64], [30, 40], 0.5)
+    bilinear = ops.resize_masks_in_boxes(probabilities, boxes, [64, 64], [64, 64], [30, 40], 0.5)
+    expected = torch.zeros(30, 40, dtype=torch.uint8)
+    expected[2:10, 3:21] = 1  # int(x1) <= x < int(x2) + 1
+    assert torch.equal(lanczos[0], expected) and torch.equal(bilinear[0], expected)
+    # both put the foreground / background edge of the second map at the middle column
+    assert lanczos[1, :, :19].all() and not lanczos[1, :, 21:].any()
+    assert bilinear[1, :, :19].all() and not bilinear[1, :, 21:].any()

@@ -34,7 +34,14 @@ def test_sanitize_driver_calls_every_registered_op_on_the_cpu() -> None:
     assert len(expected) >= 12 and "_roi_masking_backward" in expected
     assert expected <= called_ops, f"never called: {sorted(expected - called_ops)}"
     # every floating dtype the CUDA kernels dispatch on is exercised for the ops the issue names
-    for op in ("roi_masking", "multilevel_roi_align", "paste_masks", "upsample_masks", "dice_cost"):
+    for op in (
+        "roi_masking",
+        "multilevel_roi_align",
+        "paste_masks",
+        "upsample_masks",
+        "resize_masks_in_boxes",
+        "dice_cost",
+    ):
         for dtype in ("float16", "bfloat16", "float32"):
             assert any(name.startswith(op + " ") and dtype in name for name in called), (op, dtype)
 

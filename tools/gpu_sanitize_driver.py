@@ -147,6 +147,15 @@ def other_calls() -> List[Tuple[str, Callable[[], object]]]:
         calls.append(
             (f"upsample_masks {dtype}", lambda x=logits: native.upsample_masks(x, [36, 28], [33, 27], [41, 29], 0.45))
         )
+        probabilities = torch.rand(5, 9, 7, generator=generator).to(dtype).to(DEVICE)
+        calls.append(
+            (
+                f"resize_masks_in_boxes {dtype}",
+                lambda p=probabilities, b=boxes[:5]: native.resize_masks_in_boxes(
+                    p, b, [72, 56], [70, 51], [41, 29], 0.5
+                ),
+            )
+        )
         calls.append(
             (
                 f"dice_cost {dtype}",
@@ -168,6 +177,14 @@ def other_calls() -> List[Tuple[str, Callable[[], object]]]:
         (
             "upsample_masks empty",
             lambda: native.upsample_masks(torch.zeros(0, 4, 4, device=DEVICE), [8, 8], [8, 8], [8, 8], 0.45),
+        )
+    )
+    calls.append(
+        (
+            "resize_masks_in_boxes empty",
+            lambda: native.resize_masks_in_boxes(
+                torch.zeros(0, 4, 4, device=DEVICE), torch.zeros(0, 4, device=DEVICE), [8, 8], [8, 8], [8, 8], 0.5
+            ),
         )
     )
     for shape, size in (

@@ -44,6 +44,11 @@ TORCH_LIBRARY(pysalient, m) {
       "upsample_masks(Tensor mask_logits, SymInt[2] padded_hw, SymInt[2] image_hw, SymInt[2] output_hw, "
       "float threshold) -> (Tensor, Tensor, Tensor)");
 
+  // probabilities [N,h,w], boxes [N,4] xyxy in output pixels -> uint8 [N,H,W]; one bilinear resize, inside boxes only.
+  m.def(
+      "resize_masks_in_boxes(Tensor probabilities, Tensor boxes, SymInt[2] padded_hw, SymInt[2] image_hw, "
+      "SymInt[2] output_hw, float threshold) -> Tensor");
+
   // pred_logits [N,P], targets [K,P] -> [N,K] dice coefficients of sigmoid(pred) against targets.
   m.def("dice_cost(Tensor pred_logits, Tensor targets) -> Tensor");
 

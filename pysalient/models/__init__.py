@@ -16,6 +16,7 @@ from pysalient.models.registry import (
     register_family,
     register_model,
 )
+from pysalient.models.s4net import family as _s4net_family  # noqa: F401  (registration)
 from pysalient.models.sparseinst import family as _sparseinst_family  # noqa: F401  (registration)
 
 __all__ = [

@@ -91,6 +91,8 @@ class FPN(nn.Module):
             halvings is the same as a scale factor of 2.
         top_block: optional module ``(p_last, c_last) -> List[Tensor]`` of extra coarser levels.
         bias: whether the lateral and output convolutions have a bias (True in both reference codebases).
+        last_output_conv: whether the coarsest stage gets a 3x3 output convolution; without it that level is its
+            1x1 lateral convolution alone (S4Net's P5).
 
     Attributes:
         num_levels: pyramid levels returned (stages plus top-block levels).
@@ -104,6 +106,7 @@ class FPN(nn.Module):
         upsample: str = "nearest",
         top_block: Optional[nn.Module] = None,
         bias: bool = True,
+        last_output_conv: bool = True,
     ) -> None:
         super().__init__()
         if len(in_features) != len(in_channels) or not in_features:
@@ -115,7 +118,8 @@ class FPN(nn.Module):
         self.bilinear = upsample == "bilinear"
         self.lateral_convs = nn.ModuleList(nn.Conv2d(c, out_channels, 1, bias=bias) for c in in_channels)
         self.output_convs = nn.ModuleList(
-            nn.Conv2d(out_channels, out_channels, 3, padding=1, bias=bias) for _ in in_channels
+            nn.Conv2d(out_channels, out_channels, 3, padding=1, bias=bias)
+            for _ in range(len(in_channels) - (0 if last_output_conv else 1))
         )
         for conv in [*self.lateral_convs, *self.output_convs]:
             kaiming_uniform_a1_(conv)
@@ -145,6 +149,7 @@ class FPN(nn.Module):
         results: List[Tensor] = []
         for index, conv in enumerate(self.output_convs):
             results.append(conv(laterals[index]))
+        results.extend(laterals[len(results) :])  # the coarsest lateral, without its own output convolution
         if self.top_block is not None:
             results.extend(self.top_block(results[-1], features[self.in_features[-1]]))
         return results

@@ -19,6 +19,7 @@ from pysalient.ops.linear_sum_assignment import LinearSumAssignment, linear_sum_
 from pysalient.ops.nms import NMS, batched_nms, nms
 from pysalient.ops.paste_masks import PasteMasks, paste_masks
 from pysalient.ops.resize_image import ResizeImage, resize_image
+from pysalient.ops.resize_masks_in_boxes import ResizeMasksInBoxes, resize_masks_in_boxes
 from pysalient.ops.roi_align import MultiLevelRoIAlign, RoIAlign, multilevel_roi_align, roi_align
 from pysalient.ops.roi_masking import RoIMasking, roi_masking
 from pysalient.ops.upsample_masks import UpsampleMasks, upsample_masks
@@ -35,6 +36,7 @@ __all__ = [
     "NMS",
     "PasteMasks",
     "ResizeImage",
+    "ResizeMasksInBoxes",
     "RoIAlign",
     "RoIMasking",
     "UpsampleMasks",
@@ -49,6 +51,7 @@ __all__ = [
     "nms",
     "paste_masks",
     "resize_image",
+    "resize_masks_in_boxes",
     "roi_align",
     "roi_masking",
     "upsample_masks",

@@ -9,7 +9,8 @@ the kernels themselves require one dtype.
 Floating outputs of the ops that return features (``roi_masking``, ``assemble_instances``,
 ``multilevel_roi_align`` and so ``roi_align``) are cast back to the dtype of their feature input, as torchvision's
 ``roi_align`` does; the other ops keep the dtypes they document for float32 inputs (``dice_cost``,
-``upsample_masks``: float32; ``nms``, ``linear_sum_assignment``: int64; ``paste_masks``, ``resize_image``: uint8).
+``upsample_masks``: float32; ``nms``, ``linear_sum_assignment``: int64; ``paste_masks``, ``resize_image``,
+``resize_masks_in_boxes``: uint8).
 The kernels are Python (``torch.library``), so they apply in Python processes, including to TorchScript modules
 run from Python; a C++ process runs the ops with the dtypes it passes. Imported only after the native library is
 loaded.
@@ -39,6 +40,7 @@ AUTOCAST_OPS = {
     "nms": False,
     "paste_masks": False,
     "upsample_masks": False,
+    "resize_masks_in_boxes": False,
     "dice_cost": False,
     "linear_sum_assignment": False,
 }

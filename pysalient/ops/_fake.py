@@ -8,6 +8,7 @@ Sections are ordered as the schemas in ``csrc/ops/registration.cpp``.
 
 from __future__ import annotations
 
+import math
 from typing import Any, List, Sequence, Tuple
 
 import torch
@@ -193,6 +194,63 @@ def _upsample_masks_fake(
         mask_logits.new_empty((num_masks, 4), dtype=out_dtype),
         mask_logits.new_empty((num_masks,), dtype=out_dtype),
     )
+
+
+# ------------------------------------------------------------------------------------ resize_masks_in_boxes
+@torch.library.register_fake("pysalient::resize_masks_in_boxes")
+def _resize_masks_in_boxes_fake(
+    probabilities: Tensor,
+    boxes: Tensor,
+    padded_hw: List[int],
+    image_hw: List[int],
+    output_hw: List[int],
+    threshold: float,
+) -> Tensor:
+    op = "resize_masks_in_boxes"
+    torch._check(
+        probabilities.dim() == 3 and probabilities.dtype.is_floating_point,
+        lambda: (
+            f"{op}: probabilities must be a floating [N, h, w] tensor, got {probabilities.dtype} {probabilities.shape}"
+        ),
+    )
+    torch._check(
+        boxes.dim() == 2 and boxes.shape[1] == 4 and boxes.dtype.is_floating_point,
+        lambda: f"{op}: boxes must be a floating [N, 4] tensor (x1, y1, x2, y2), got {boxes.dtype} {boxes.shape}",
+    )
+    # A meta tensor mixed with a real one reaches this kernel (Meta outranks CPU and CUDA): refuse it here.
+    torch._check(
+        boxes.device == probabilities.device,
+        lambda: f"{op}: boxes is on {boxes.device} but probabilities is on {probabilities.device}",
+    )
+    torch._check(
+        boxes.shape[0] == probabilities.shape[0],
+        lambda: f"{op}: probabilities has {probabilities.shape[0]} masks but boxes has {boxes.shape[0]} rows",
+    )
+    torch._check(
+        len(padded_hw) == 2 and len(image_hw) == 2 and len(output_hw) == 2,
+        lambda: f"{op}: padded_hw, image_hw and output_hw must each hold 2 sizes (height, width)",
+    )
+    torch._check(
+        math.isfinite(threshold) and 0.0 <= threshold < 1.0,
+        lambda: f"{op}: threshold must be a finite value in [0, 1), got {threshold}",
+    )
+    # Size checks on concrete sizes only: on symbolic ones they would guard (and constrain exported dims); the
+    # kernels check them at run time.
+    sizes = [probabilities.shape[1], probabilities.shape[2], *padded_hw, *image_hw, *output_hw]
+    if all(isinstance(size, int) for size in sizes):
+        torch._check(
+            probabilities.shape[1] >= 1 and probabilities.shape[2] >= 1,
+            lambda: f"{op}: probabilities must have a non-empty [h, w] map, got shape {probabilities.shape}",
+        )
+        torch._check(
+            min(image_hw) >= 1 and min(output_hw) >= 1,
+            lambda: f"{op}: image_hw and output_hw must be at least 1x1, got {image_hw} and {output_hw}",
+        )
+        torch._check(
+            padded_hw[0] >= image_hw[0] and padded_hw[1] >= image_hw[1],
+            lambda: f"{op}: padded_hw {padded_hw} must be at least image_hw {image_hw}",
+        )
+    return probabilities.new_empty((probabilities.shape[0], output_hw[0], output_hw[1]), dtype=torch.uint8)
 
 
 # ------------------------------------------------------------------------------------------------ dice_cost

@@ -80,3 +80,23 @@ def test_fpn_levels_shapes_scripting_and_names() -> None:
     assert level_strides(8, 5) == [8, 16, 32, 64, 128]
     with pytest.raises(ValueError, match="upsample"):
         FPN(["res3"], [8], 4, upsample="cubic")
+
+
+def test_without_the_last_output_conv_the_coarsest_level_is_its_lateral() -> None:
+    fpn = FPN(["res3", "res4"], [1, 1], 1, upsample="bilinear", top_block=LastLevelAvgPool(), last_output_conv=False)
+    assert len(fpn.output_convs) == 1 and fpn.num_levels == 3
+    for conv in [*fpn.lateral_convs, *fpn.output_convs]:
+        _identity_(conv)
+    with torch.no_grad():
+        fpn.lateral_convs[1].weight.fill_(2.0)  # P4 = 2 x C4 with no 3x3 convolution after it
+    coarse = torch.tensor([[1.0, 3.0], [5.0, 7.0]]).reshape(1, 1, 2, 2)
+    p3, p4, p5 = fpn({"res3": torch.zeros(1, 1, 4, 4), "res4": coarse})
+    assert torch.equal(p4, 2 * coarse)
+    assert p5.flatten().tolist() == [8.0]  # the 2x2 average of P4
+    assert p3.shape == (1, 1, 4, 4)
+    scripted = torch.jit.script(fpn)
+    for eager, compiled in zip(
+        fpn({"res3": torch.zeros(1, 1, 4, 4), "res4": coarse}),
+        scripted({"res3": torch.zeros(1, 1, 4, 4), "res4": coarse}),
+    ):
+        assert torch.equal(eager, compiled)

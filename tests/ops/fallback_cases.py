@@ -45,6 +45,9 @@ def _cases() -> Dict[str, Callable[[], Any]]:
         "batched_nms": lambda: ops.batched_nms(boxes, scores, torch.arange(30) % 3, 0.3),
         "paste_masks": lambda: ops.paste_masks(torch.rand(3, 7, 7, generator=generator), boxes[:3], 40, 50, 0.5),
         "upsample_masks": lambda: ops.upsample_masks(logits, [40, 56], [37, 50], [25, 33], 0.45),
+        "resize_masks_in_boxes": lambda: ops.resize_masks_in_boxes(
+            logits.sigmoid(), boxes[:4] * 0.6, [40, 56], [37, 50], [25, 33], 0.5
+        ),
         "dice_cost": lambda: ops.dice_cost(torch.randn(5, 64, generator=generator), targets),
         "linear_sum_assignment": lambda: ops.linear_sum_assignment(cost, maximize=True),
     }

@@ -89,6 +89,11 @@ def cases() -> dict:
             ((features(3, 8, 8, seed=5) * 8 - 4).to(BF16),),
             torch.float32,
         ),
+        "resize_masks_in_boxes": (
+            lambda p, b: ops.resize_masks_in_boxes(p, b, [32, 32], [30, 28], [45, 42], 0.5),
+            (features(20, 8, 8, seed=10).to(BF16), boxes * 1.5),
+            None,
+        ),
         "dice_cost": (
             lambda p, t: ops.dice_cost(p, t),
             ((features(5, 40, seed=6) * 4 - 2).to(BF16), (features(4, 40, seed=7) > 0.5).float()),

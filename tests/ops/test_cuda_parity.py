@@ -200,6 +200,34 @@ def test_upsample_masks(
     assert_close(maskness, cpu_maskness, atol=1e-5, rtol=1e-5)
 
 
+@pytest.mark.parametrize("dtype", FLOATS)
+@pytest.mark.parametrize(
+    ("shape", "padded_hw", "image_hw", "output_hw"),
+    [
+        ((30, 40, 56), [320, 448], [320, 427], [300, 400]),
+        ((20, 9, 13), [72, 104], [60, 97], [45, 71]),
+        ((10, 30, 40), [30, 40], [24, 37], [11, 13]),
+        ((4, 1, 1), [8, 8], [5, 8], [7, 3]),
+    ],
+)
+def test_resize_masks_in_boxes(
+    cuda: str,
+    dtype: torch.dtype,
+    shape: Tuple[int, ...],
+    padded_hw: List[int],
+    image_hw: List[int],
+    output_hw: List[int],
+) -> None:
+    probabilities = torch.rand(*shape, generator=generator(shape[1]), dtype=torch.float64).to(dtype)
+    places = boxes(shape[0], output_hw[0], output_hw[1], shape[2])
+    places[1] = torch.tensor([2.0, float("nan"), 5.0, 5.0])
+    places[2] = torch.tensor([-float("inf"), 0.0, 3.0, float("inf")])
+    # Same double positions, same weights, same operation order without FMA contraction: identical masks.
+    for threshold in (0.0, 0.5, 0.9):
+        args = (probabilities, places, padded_hw, image_hw, output_hw, threshold)
+        assert_close(*run_both(ops.resize_masks_in_boxes, args, cuda), **EXACT)
+
+
 @pytest.mark.parametrize(
     ("shape", "out_h", "out_w"),
     [
@@ -248,6 +276,10 @@ EMPTY_CASES: Dict[str, Tuple[Callable[..., Any], Tuple[Any, ...]]] = {
     "paste_masks": (ops.paste_masks, (torch.zeros(0, 28, 28), torch.zeros(0, 4), 30, 40, 0.5)),
     "paste_masks_zero_height": (ops.paste_masks, (torch.ones(2, 28, 28), torch.ones(2, 4), 0, 40, 0.5)),
     "upsample_masks": (ops.upsample_masks, (torch.zeros(0, 20, 28), [80, 112], [80, 107], [75, 100], 0.45)),
+    "resize_masks_in_boxes": (
+        ops.resize_masks_in_boxes,
+        (torch.zeros(0, 40, 56), torch.zeros(0, 4), [320, 448], [320, 427], [300, 400], 0.5),
+    ),
     "resize_image": (ops.resize_image, (torch.zeros(0, 6, 5, 3, dtype=torch.uint8), 4, 4)),
     "dice_cost": (ops.dice_cost, (torch.zeros(4, 10), torch.zeros(0, 10))),
     "dice_cost_no_pixels": (ops.dice_cost, (torch.zeros(4, 0), torch.zeros(3, 0))),
@@ -313,6 +345,18 @@ def opcheck_cases() -> Dict[str, Tuple[Any, Tuple[Any, ...]]]:
             (normal((2, 6, 5), 9, torch.float16, 4.0), [12, 10], [11, 10], [5, 5], 0.45),
         ),
         "upsample_masks_empty": (ops.upsample_masks.default, (torch.zeros(0, 5, 7), [20, 28], [18, 27], [9, 13], 0.45)),
+        "resize_masks_in_boxes": (
+            ops.resize_masks_in_boxes.default,
+            (torch.rand(4, 5, 7, generator=generator(13)), boxes(4, 25, 33, 13), [40, 56], [36, 50], [25, 33], 0.5),
+        ),
+        "resize_masks_in_boxes_half": (
+            ops.resize_masks_in_boxes.default,
+            (torch.rand(3, 6, 5, generator=generator(14)).half(), boxes(3, 7, 7, 14), [48, 40], [41, 40], [7, 7], 0.5),
+        ),
+        "resize_masks_in_boxes_empty": (
+            ops.resize_masks_in_boxes.default,
+            (torch.zeros(0, 5, 7), torch.zeros(0, 4), [40, 56], [36, 50], [25, 33], 0.5),
+        ),
         "resize_image": (ops.resize_image.default, (torch.randint(0, 256, (2, 7, 6, 3), dtype=torch.uint8), 13, 4)),
         "dice_cost": (ops.dice_cost.default, (normal((5, 64), 10), torch.rand(3, 64, generator=generator(10)) > 0.5)),
         "dice_cost_empty": (ops.dice_cost.default, (torch.zeros(0, 16), torch.zeros(3, 16))),
@@ -438,6 +482,10 @@ def test_inputs_on_a_second_gpu(cuda: str) -> None:
         ),
         (ops.nms, (boxes(100, 50.0, 50.0, 27), torch.rand(100, generator=generator(27)), 0.5)),
         (ops.upsample_masks, (normal((3, 20, 28), 28, scale=4.0), [80, 112], [80, 107], [75, 100], 0.45)),
+        (
+            ops.resize_masks_in_boxes,
+            (torch.rand(5, 10, 14, generator=generator(31)), boxes(5, 60, 90, 31), [80, 112], [80, 107], [60, 90], 0.5),
+        ),
         (ops.resize_image, (torch.randint(0, 256, (30, 40, 3), dtype=torch.uint8), 17, 23)),
         (ops.dice_cost, (normal((6, 50), 29), torch.rand(4, 50, generator=generator(29)) > 0.5)),
         (ops.linear_sum_assignment, (normal((5, 7), 30), False)),

@@ -43,6 +43,7 @@ def test_native_library_is_loaded_once_with_every_schema() -> None:
         "nms",
         "paste_masks",
         "upsample_masks",
+        "resize_masks_in_boxes",
         "dice_cost",
         "linear_sum_assignment",
     }

@@ -24,31 +24,12 @@ import torch
 from torch import Tensor, nn
 
 from pysalient import ops
+from pysalient.detection.boxes import scale_boxes
 from pysalient.detection.postprocess import FCOSPostProcessor
 from pysalient.models.family import InferenceSpec
 from pysalient.models.rdpnet.config import RDPNetConfig
 
 Detections = Tuple[Tensor, Tensor, Tensor, Tensor]  # boxes f32 [K, 4], scores f32 [K], labels i64 [K], masks u8
-
-
-def _size_tensor(size: int, device: torch.device) -> Tensor:
-    """``size`` as a float64 tensor [1]: a symbolic size stays symbolic under ``torch.export`` (``float(size)``
-    would specialise the graph to the example's size)."""
-    return torch.full([1], size, dtype=torch.float64, device=device)
-
-
-def scale_boxes(boxes: Tensor, image_hw: List[int], output_hw: List[int]) -> Tensor:
-    """Boxes [K, 4] from the resized frame ``image_hw`` to ``output_hw``: x times float32(W / w), y times
-    float32(H / h), in float32 (the official ``BoxList.resize``: Python float ratios, applied to float32 boxes).
-
-    The ratios are float64 divisions rounded to float32, bit for bit the Python ``float(W) / float(w)``, computed
-    on tensors so that exported graphs keep H, W, h and w symbolic.
-    """
-    device = boxes.device
-    ratio_w = (_size_tensor(output_hw[1], device) / _size_tensor(image_hw[1], device)).to(torch.float32)
-    ratio_h = (_size_tensor(output_hw[0], device) / _size_tensor(image_hw[0], device)).to(torch.float32)
-    ratios = torch.cat([ratio_w, ratio_h, ratio_w, ratio_h])
-    return boxes.to(torch.float32) * ratios
 
 
 class RDPNetDetector(nn.Module):

@@ -12,6 +12,7 @@ native library cannot be loaded. One module per operator (in the order of the sc
 - :mod:`.suppression`: ``nms``
 - :mod:`.pasting`: ``paste_masks``, ``paste_masks_masker``, ``paste_mask_samples``
 - :mod:`.mask_upsampling`: ``upsample_masks``, ``upsample_mask_probabilities``, ``mask_boxes``
+- :mod:`.box_mask_resize`: ``resize_masks_in_boxes``, ``resized_probabilities``, ``box_rectangles``
 - :mod:`.dice`: ``dice_cost``
 - :mod:`.hungarian`: ``linear_sum_assignment``
 
@@ -19,6 +20,7 @@ Module names differ from the function names so that no submodule is shadowed by 
 """
 
 from pysalient.ops._reference.assembling import assemble_instances
+from pysalient.ops._reference.box_mask_resize import box_rectangles, resize_masks_in_boxes, resized_probabilities
 from pysalient.ops._reference.dice import dice_cost
 from pysalient.ops._reference.hungarian import linear_sum_assignment
 from pysalient.ops._reference.mask_upsampling import mask_boxes, upsample_mask_probabilities, upsample_masks
@@ -30,6 +32,7 @@ from pysalient.ops._reference.suppression import nms
 
 __all__ = [
     "assemble_instances",
+    "box_rectangles",
     "dice_cost",
     "linear_sum_assignment",
     "mask_boxes",
@@ -39,6 +42,8 @@ __all__ = [
     "paste_masks",
     "paste_masks_masker",
     "resize_image",
+    "resize_masks_in_boxes",
+    "resized_probabilities",
     "roi_masking",
     "roi_masking_masks",
     "upsample_mask_probabilities",
