@@ -32,7 +32,7 @@ inline void check_rois(const at::Tensor& rois, const char* op) {
   check_floating(rois, op, "rois");
 }
 
-// Validates the batch index column of rois against the batch size (host-side, CPU tensors only).
+// Validates the batch index column of rois: whole numbers in [0, batch_size) (host-side reductions).
 inline void check_roi_batch_indices(const at::Tensor& rois, int64_t batch_size, const char* op) {
   if (rois.size(0) == 0) {
     return;
@@ -42,6 +42,28 @@ inline void check_roi_batch_indices(const at::Tensor& rois, int64_t batch_size, 
   const double hi = idx.max().item<double>();
   TORCH_CHECK(lo >= 0 && hi < static_cast<double>(batch_size), op, ": rois[:, 0] holds batch indices in [", lo,
               ", ", hi, "] but the batch has ", batch_size, " image(s)");
+  TORCH_CHECK(idx.eq(idx.floor()).all().item<bool>(), op,
+              ": rois[:, 0] must hold integral batch indices, got fractional ones (e.g. ",
+              idx.masked_select(idx.ne(idx.floor())).flatten()[0].item<double>(), ")");
+}
+
+// Bilinear samples per bin and axis: <= 0 is adaptive; a fixed count is bounded so that one bin cannot take
+// billions of samples (a sampling_ratio of 10^6 would run for hours).
+constexpr int64_t kMaxSamplingRatio = 1024;
+inline void check_sampling_ratio(int64_t sampling_ratio, const char* op) {
+  TORCH_CHECK(sampling_ratio <= kMaxSamplingRatio, op, ": sampling_ratio must be <= ", kMaxSamplingRatio,
+              " samples per bin and axis (or <= 0 for adaptive sampling), got ", sampling_ratio);
+}
+
+// An IoU threshold of NMS: a number in [0, 1] (NaN, negative or larger values would keep or drop every box).
+inline void check_iou_threshold(double iou_threshold, const char* op) {
+  TORCH_CHECK(iou_threshold >= 0.0 && iou_threshold <= 1.0, op, ": iou_threshold must be in [0, 1], got ",
+              iou_threshold);
+}
+
+// A probability threshold of a strict test (p > threshold): in [0, 1) (NaN, 1 or more would drop every pixel).
+inline void check_mask_threshold(double threshold, const char* op) {
+  TORCH_CHECK(threshold >= 0.0 && threshold < 1.0, op, ": threshold must be in [0, 1), got ", threshold);
 }
 
 // The CUDA kernels' counterpart of check_cpu.

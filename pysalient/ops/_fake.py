@@ -8,15 +8,61 @@ Sections are ordered as the schemas in ``csrc/ops/registration.cpp``.
 
 from __future__ import annotations
 
+import functools
+import inspect
 import math
-from typing import Any, List, Sequence, Tuple
+from typing import Any, Callable, List, Sequence, Tuple
 
 import torch
 from torch import Tensor
 
 
+def _tensor_arguments(names: Sequence[str], values: Sequence[Any]) -> List[Tuple[str, Tensor]]:
+    found: List[Tuple[str, Tensor]] = []
+    for name, value in zip(names, values):
+        if isinstance(value, Tensor):
+            found.append((name, value))
+        elif isinstance(value, (list, tuple)):
+            found.extend((f"{name}[{index}]", item) for index, item in enumerate(value) if isinstance(item, Tensor))
+    return found
+
+
+def _register_fake(qualified_name: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """``torch.library.register_fake`` plus one check every op shares: all tensor arguments on one device.
+
+    Mixing a ``meta`` tensor with real ones dispatches to the fake kernel, which would otherwise return an
+    uninitialised tensor on the other argument's device; the error names both arguments and devices.
+    """
+    op = qualified_name.split("::")[-1]
+
+    def decorator(fake: Callable[..., Any]) -> Callable[..., Any]:
+        names = list(inspect.signature(fake).parameters)
+
+        @functools.wraps(fake)
+        def checked(*args: Any, **kwargs: Any) -> Any:
+            tensors = _tensor_arguments(names[: len(args)], args) + _tensor_arguments(
+                list(kwargs), list(kwargs.values())
+            )
+            if tensors:
+                first_name, first = tensors[0]
+                for name, tensor in tensors[1:]:
+                    torch._check(
+                        tensor.device == first.device,
+                        lambda name=name, tensor=tensor: (
+                            f"{op}: all tensor arguments must be on one device, but {name} is on {tensor.device} "
+                            f"and {first_name} on {first.device}"
+                        ),
+                    )
+            return fake(*args, **kwargs)
+
+        torch.library.register_fake(qualified_name)(checked)
+        return fake
+
+    return decorator
+
+
 # ---------------------------------------------------------------------------------------------- resize_image
-@torch.library.register_fake("pysalient::resize_image")
+@_register_fake("pysalient::resize_image")
 def _resize_image_fake(image: Tensor, out_h: int, out_w: int) -> Tensor:
     torch._check(
         image.dim() in (3, 4), lambda: f"resize_image: image must be [H, W, C] or [B, H, W, C], got {image.shape}"
@@ -31,7 +77,7 @@ def _roi_masking_check_rois(rois: Tensor, reference: Tensor, op: str) -> None:
     torch._check(rois.dtype == reference.dtype, lambda: f"{op}: rois must have dtype {reference.dtype}")
 
 
-@torch.library.register_fake("pysalient::roi_masking")
+@_register_fake("pysalient::roi_masking")
 def _roi_masking_fake(features: Tensor, rois: Tensor, spatial_scale: float, expand_ratio: float, mode: int) -> Tensor:
     torch._check(features.dim() == 4, lambda: f"roi_masking: features must be [B, C, H, W], got {features.shape}")
     _roi_masking_check_rois(rois, features, "roi_masking")
@@ -40,7 +86,7 @@ def _roi_masking_fake(features: Tensor, rois: Tensor, spatial_scale: float, expa
     return features.new_empty((rois.shape[0], channels, height, width))
 
 
-@torch.library.register_fake("pysalient::_roi_masking_backward")
+@_register_fake("pysalient::_roi_masking_backward")
 def _roi_masking_backward_fake(
     grad_output: Tensor, rois: Tensor, spatial_scale: float, expand_ratio: float, mode: int, batch_size: int
 ) -> Tensor:
@@ -52,7 +98,7 @@ def _roi_masking_backward_fake(
 
 
 # ---------------------------------------------------------------------------------------- assemble_instances
-@torch.library.register_fake("pysalient::assemble_instances")
+@_register_fake("pysalient::assemble_instances")
 def _assemble_instances_fake(score_maps: Tensor, windows: Tensor, m: int, k: int) -> Tensor:
     torch._check(score_maps.dim() == 4, lambda: f"assemble_instances: score_maps must be 4-D, got {score_maps.shape}")
     torch._check(
@@ -67,7 +113,7 @@ def _assemble_instances_fake(score_maps: Tensor, windows: Tensor, m: int, k: int
     return score_maps.new_empty((windows.shape[0], m, m))
 
 
-@torch.library.register_fake("pysalient::_assemble_instances_backward")
+@_register_fake("pysalient::_assemble_instances_backward")
 def _assemble_instances_backward_fake(
     grad_output: Tensor, windows: Tensor, m: int, k: int, batch_size: int, height: int, width: int
 ) -> Tensor:
@@ -87,7 +133,7 @@ def _multilevel_roi_align_pooled_sizes(output_sizes: Sequence[Any], levels: int)
     return [(output_sizes[2 * level], output_sizes[2 * level + 1]) for level in range(levels)]
 
 
-@torch.library.register_fake("pysalient::multilevel_roi_align")
+@_register_fake("pysalient::multilevel_roi_align")
 def _multilevel_roi_align_fake(
     features: List[Tensor],
     rois: Tensor,
@@ -110,7 +156,7 @@ def _multilevel_roi_align_fake(
     return outputs
 
 
-@torch.library.register_fake("pysalient::_multilevel_roi_align_backward")
+@_register_fake("pysalient::_multilevel_roi_align_backward")
 def _multilevel_roi_align_backward_fake(
     grad_outputs: List[Tensor],
     rois: Tensor,
@@ -133,7 +179,7 @@ def _multilevel_roi_align_backward_fake(
 
 
 # ------------------------------------------------------------------------------------------------------- nms
-@torch.library.register_fake("pysalient::nms")
+@_register_fake("pysalient::nms")
 def _nms_fake(boxes: Tensor, scores: Tensor, iou_threshold: float, legacy: bool = False) -> Tensor:
     torch._check(boxes.dim() == 2 and boxes.shape[1] == 4, lambda: f"nms: boxes must be [N, 4], got {boxes.shape}")
     torch._check(scores.dim() == 1, lambda: f"nms: scores must be [N], got {scores.shape}")
@@ -143,7 +189,7 @@ def _nms_fake(boxes: Tensor, scores: Tensor, iou_threshold: float, legacy: bool 
 
 
 # ---------------------------------------------------------------------------------------------- paste_masks
-@torch.library.register_fake("pysalient::paste_masks")
+@_register_fake("pysalient::paste_masks")
 def _paste_masks_fake(
     masks: Tensor, boxes: Tensor, height: int, width: int, threshold: float, legacy: bool = False, padding: int = 1
 ) -> Tensor:
@@ -171,7 +217,7 @@ def _paste_masks_fake(
 
 
 # ------------------------------------------------------------------------------------------- upsample_masks
-@torch.library.register_fake("pysalient::upsample_masks")
+@_register_fake("pysalient::upsample_masks")
 def _upsample_masks_fake(
     mask_logits: Tensor, padded_hw: List[int], image_hw: List[int], output_hw: List[int], threshold: float
 ) -> Tuple[Tensor, Tensor, Tensor]:
@@ -197,7 +243,7 @@ def _upsample_masks_fake(
 
 
 # ------------------------------------------------------------------------------------ resize_masks_in_boxes
-@torch.library.register_fake("pysalient::resize_masks_in_boxes")
+@_register_fake("pysalient::resize_masks_in_boxes")
 def _resize_masks_in_boxes_fake(
     probabilities: Tensor,
     boxes: Tensor,
@@ -254,7 +300,7 @@ def _resize_masks_in_boxes_fake(
 
 
 # ------------------------------------------------------------------------------------------------ dice_cost
-@torch.library.register_fake("pysalient::dice_cost")
+@_register_fake("pysalient::dice_cost")
 def _dice_cost_fake(pred_logits: Tensor, targets: Tensor) -> Tensor:
     torch._check(pred_logits.dim() == 2, lambda: f"dice_cost: pred_logits must be [N, P], got {pred_logits.shape}")
     torch._check(targets.dim() == 2, lambda: f"dice_cost: targets must be [K, P], got {targets.shape}")
@@ -267,7 +313,7 @@ def _dice_cost_fake(pred_logits: Tensor, targets: Tensor) -> Tensor:
 
 
 # ---------------------------------------------------------------------------------- linear_sum_assignment
-@torch.library.register_fake("pysalient::linear_sum_assignment")
+@_register_fake("pysalient::linear_sum_assignment")
 def _linear_sum_assignment_fake(cost: Tensor, maximize: bool) -> Tuple[Tensor, Tensor]:
     torch._check(cost.dim() == 2, lambda: f"linear_sum_assignment: cost must be [N, K], got {cost.shape}")
     # The output length is min(N, K) whatever the values (an infeasible matrix raises instead of returning fewer

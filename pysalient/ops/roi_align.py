@@ -13,6 +13,7 @@ raises under ``torch.use_deterministic_algorithms(True)``.
 from __future__ import annotations
 
 import collections.abc
+import math
 from typing import List, Sequence, Tuple, Union
 
 import torch
@@ -87,7 +88,8 @@ def multilevel_roi_align(
         L tensors [R, C_l, out_h_l, out_w_l].
 
     Raises:
-        ValueError: when the list lengths do not match the number of levels.
+        ValueError: when the list lengths do not match the number of levels, a scale is not finite and positive, or
+            ``sampling_ratio`` exceeds 1024 (one bin would take over a million samples).
     """
     levels = len(features)
     if len(spatial_scales) != levels:
@@ -97,6 +99,14 @@ def multilevel_roi_align(
     if len(output_sizes) != levels and len(output_sizes) != 2 * levels:
         raise ValueError(
             f"multilevel_roi_align: output_sizes must hold {levels} or {2 * levels} entries, got {len(output_sizes)}"
+        )
+    for scale in spatial_scales:
+        if not (math.isfinite(scale) and scale > 0):
+            raise ValueError(f"multilevel_roi_align: spatial_scales must be finite and > 0, got {list(spatial_scales)}")
+    if sampling_ratio > 1024:  # the native kernels' bound (kMaxSamplingRatio, csrc/ops/checks.h)
+        raise ValueError(
+            "multilevel_roi_align: sampling_ratio must be <= 1024 samples per bin and axis (or <= 0 "
+            f"for adaptive sampling), got {sampling_ratio}"
         )
     if isinstance(rois, torch.Tensor):
         boxes = rois

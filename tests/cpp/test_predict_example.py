@@ -15,7 +15,9 @@ import pytest
 import torch
 
 import pysalient
+from pysalient.models import list_families
 from tests.cpp.helpers import FORMATS, IMGSZ, MAX_DET, run, separating_conf
+from tests.export.helpers import shared_tiny_model
 
 
 def needed_libraries(binary: Path) -> List[str]:
@@ -188,3 +190,18 @@ def test_example_reports_bad_models_and_images(
     assert result.returncode == 1 and "predict: error:" in result.stderr and result.stdout == ""
     result = run([example_binary, model, image], timeout=60)
     assert result.returncode == 2 and "usage:" in result.stderr and "MODEL IMAGE OUT_IMAGE" in result.stderr
+
+
+@pytest.mark.parametrize("family", list_families())
+def test_example_runs_the_torchscript_export_of_every_family(
+    example_binary: Path, test_images: List[Path], family: str, tmp_path: Path
+) -> None:
+    # The runtime knows no family: one graph per family, its resize rule (shortest edge or fixed) inside.
+    model = shared_tiny_model(family)
+    path = Path(model.export("torchscript", tmp_path / "model.ts", imgsz=IMGSZ, max_det=MAX_DET))
+    for image_path in test_images[:2]:
+        detections = run_example(example_binary, path, image_path, tmp_path / "overlay.png")
+        image = cv2.imread(str(image_path), cv2.IMREAD_COLOR)
+        (expected,) = model.predict(image, imgsz=IMGSZ, max_det=MAX_DET)
+        assert len(expected) > 0 and expected.masks.flatten(1).any(1).any(), (family, image_path.name)
+        assert_same_detections(detections, expected, f"{family} {image_path.name}")

@@ -285,3 +285,28 @@ def test_torch_export_with_dynamic_rois_and_map_sizes() -> None:
     program = exported_module(module, (features, rois), dynamic_shapes=(dims, {0: count}))
     other_features, other_rois = pyramid(24, shape=(96, 48)), edge_case_rois(25, count=5)
     assert_all_close(program(other_features, other_rois), module(other_features, other_rois))
+
+
+@pytest.mark.parametrize("scale", [-0.5, 0.0, float("nan"), float("inf")])
+def test_scales_must_be_finite_and_positive(scale: float, device: str) -> None:
+    features, rois = on(device, pyramid(0)[:1]), edge_case_rois(0, count=3).to(device)
+    with pytest.raises(ValueError, match="spatial_scales must be finite and > 0"):
+        multilevel_roi_align(features, rois, [scale], [2], 2, True)
+    with pytest.raises(RuntimeError, match="spatial_scales must be finite and > 0"):
+        OP(features, rois, [scale], [2], 2, True)
+
+
+def test_huge_sampling_ratio_is_refused_instead_of_running_for_hours(device: str) -> None:
+    features, rois = on(device, pyramid(0)[:1]), edge_case_rois(0, count=3).to(device)
+    with pytest.raises(ValueError, match="sampling_ratio must be <= 1024"):
+        multilevel_roi_align(features, rois, [1.0], [2], 10**6, True)
+    with pytest.raises(RuntimeError, match="sampling_ratio must be <= 1024"):
+        OP(features, rois, [1.0], [2], 10**6, True)
+    assert multilevel_roi_align(features, rois[:1], [1.0], [1], 1024, True)[0].shape[-1] == 1  # the bound is allowed
+
+
+def test_fractional_batch_indices_are_refused(device: str) -> None:
+    features, rois = on(device, pyramid(0)[:1]), edge_case_rois(0, count=3).to(device)
+    rois[0, 0] = 0.5
+    with pytest.raises(RuntimeError, match="integral batch indices"):
+        OP(features, rois, [1.0], [2], 2, True)

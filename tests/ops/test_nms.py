@@ -272,3 +272,13 @@ def test_batched_nms_scripts_without_data_dependent_branches() -> None:
     torch.testing.assert_close(scripted(boxes, scores, idxs, 0.5, False), batched_nms(boxes, scores, idxs, 0.5))
     empty = scripted(torch.zeros(0, 4), torch.zeros(0), torch.zeros(0, dtype=torch.int64), 0.5, True)
     assert empty.shape == (0,) and empty.dtype == torch.int64
+
+
+@pytest.mark.parametrize("iou_threshold", [-0.1, 1.5, float("nan")])
+def test_iou_threshold_outside_0_1_is_refused(iou_threshold: float) -> None:
+    boxes = torch.tensor([[0.0, 0.0, 4.0, 4.0], [1.0, 1.0, 5.0, 5.0]])
+    scores = torch.tensor([0.9, 0.8])
+    with pytest.raises(RuntimeError, match=r"iou_threshold must be in \[0, 1\]"):
+        torch.ops.pysalient.nms(boxes, scores, iou_threshold, False)
+    for threshold in (0.0, 1.0):  # the bounds are allowed
+        assert torch.ops.pysalient.nms(boxes, scores, threshold, False).shape[0] in (1, 2)

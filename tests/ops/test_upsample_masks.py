@@ -236,3 +236,9 @@ def test_torch_export_with_dynamic_sizes() -> None:
     other = (random_logits(3, 10, 12, seed=9), torch.zeros(40, 37, 3), torch.zeros(61, 55, 3))
     for got, want in zip(program(*other), module(*other)):
         assert torch.equal(got, want)
+
+
+@pytest.mark.parametrize("threshold", [-0.1, 1.0, 1.5, float("nan")])
+def test_threshold_outside_0_1_is_refused_as_by_paste_masks(threshold: float) -> None:
+    with pytest.raises(RuntimeError, match=r"threshold must be in \[0, 1\)"):
+        torch.ops.pysalient.upsample_masks(torch.randn(1, 4, 4), [8, 8], [8, 8], [8, 8], threshold)

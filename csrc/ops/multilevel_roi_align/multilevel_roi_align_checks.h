@@ -2,6 +2,8 @@
 // messages). `check_device_type` is check_cpu or check_cuda: the kernel's own device.
 #pragma once
 
+#include <cmath>
+
 #include <ATen/ATen.h>
 
 #include <string>
@@ -61,6 +63,10 @@ inline void check_rois_and_scales(const at::Tensor& rois, const at::Tensor& refe
   check_device(rois, reference, op, "rois", reference_name);
   TORCH_CHECK(static_cast<int64_t>(spatial_scales.size()) == levels, op, ": spatial_scales must hold one scale per ",
               "level (", levels, "), got ", spatial_scales.size());
+  for (const double scale : spatial_scales) {
+    TORCH_CHECK(std::isfinite(scale) && scale > 0, op, ": spatial_scales must be finite and > 0, got ",
+                spatial_scales);
+  }
   check_roi_batch_indices(rois, batch_size, op);
 }
 

@@ -178,6 +178,7 @@ std::vector<at::Tensor> multilevel_roi_align_cuda(at::TensorList features, const
                                                   at::ArrayRef<double> spatial_scales, at::IntArrayRef output_sizes,
                                                   int64_t sampling_ratio, bool aligned) {
   const PooledSizes pooled = check_forward(features, rois, spatial_scales, output_sizes, kOp, &check_cuda);
+  pysalient::check_sampling_ratio(sampling_ratio, kOp);
   const int64_t levels = static_cast<int64_t>(features.size());
   const c10::cuda::CUDAGuard guard(features[0].device());
 

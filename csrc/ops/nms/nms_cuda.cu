@@ -129,6 +129,7 @@ at::Tensor nms_kernel(const at::Tensor& boxes, const at::Tensor& scores, double 
 
 at::Tensor nms_cuda(const at::Tensor& boxes, const at::Tensor& scores, double iou_threshold, bool legacy) {
   nms::check_inputs(boxes, scores, kOp, &check_cuda);
+  pysalient::check_iou_threshold(iou_threshold, kOp);
   if (boxes.size(0) == 0) {
     return at::empty({0}, boxes.options().dtype(at::kLong));
   }

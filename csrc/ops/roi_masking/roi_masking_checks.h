@@ -28,11 +28,7 @@ inline void check_rois_against(const at::Tensor& rois, const at::Tensor& referen
   check_device(rois, reference, op, "rois", reference_name);
   TORCH_CHECK(rois.scalar_type() == reference.scalar_type(), op, ": rois must have the dtype of ", reference_name,
               " (", reference.scalar_type(), "), got ", rois.scalar_type());
-  check_roi_batch_indices(rois, batch_size, op);
-  if (rois.size(0) > 0) {
-    const at::Tensor index = rois.select(1, 0);
-    TORCH_CHECK(at::equal(index, index.floor()), op, ": rois[:, 0] must hold integral batch indices");
-  }
+  check_roi_batch_indices(rois, batch_size, op);  // range and whole numbers, as every RoI op checks them
 }
 
 // roi_masking(features [B, C, H, W], rois [R, 5], ...).

@@ -177,6 +177,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> upsample_masks_cpu(const at::Tens
                                                                   at::IntArrayRef padded_hw, at::IntArrayRef image_hw,
                                                                   at::IntArrayRef output_hw, double threshold) {
   upsample_masks::check_arguments(mask_logits, padded_hw, image_hw, output_hw, kOp, &check_cpu);
+  pysalient::check_mask_threshold(threshold, kOp);
 
   const int64_t n = mask_logits.size(0);
   const at::ScalarType out_type = mask_logits.scalar_type() == at::kDouble ? at::kDouble : at::kFloat;

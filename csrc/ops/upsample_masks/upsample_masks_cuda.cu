@@ -163,6 +163,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> upsample_masks_cuda(const at::Ten
                                                                    at::IntArrayRef padded_hw, at::IntArrayRef image_hw,
                                                                    at::IntArrayRef output_hw, double threshold) {
   upsample_masks::check_arguments(mask_logits, padded_hw, image_hw, output_hw, kOp, &check_cuda);
+  pysalient::check_mask_threshold(threshold, kOp);
   constexpr int64_t kIntMax = std::numeric_limits<int32_t>::max();
   TORCH_CHECK(mask_logits.size(1) < kIntMax && mask_logits.size(2) < kIntMax && output_hw[0] < kIntMax &&
                   output_hw[1] < kIntMax,
