@@ -20,7 +20,8 @@ CONTAINER_KEYS = ("model", "state_dict")
 
 # The released recipe (experiment/config.py, train_multi_gpu.py): SGD, lr 0.002 per GPU of one image, momentum
 # 0.9, weight decay 1e-4, x0.1 at 20k and 30k of 40k iterations (kept as fractions of the run), horizontal flips, the
-# fixed 320 x 320 input; the release has no warm-up (warmup_iters 0).
+# fixed 320 x 320 input; the release has no warm-up (warmup_iters 0). 40k iterations of one image are 80 epochs of
+# ISOD's 500 training images.
 OFFICIAL_RECIPE = TrainRecipe(
     optimizer="sgd",
     lr=0.002,
