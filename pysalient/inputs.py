@@ -181,6 +181,12 @@ class Preprocessor(nn.Module):
         if not torch.compiler.is_compiling():
             rule = legacy_resized_hw if self.legacy else resized_hw
             out_h, out_w = rule(height, width, self.min_size, self.max_size)
+            if out_h < 1 or out_w < 1:
+                raise ValueError(
+                    f"a {height}x{width} image is too elongated for the resize rule (shortest side {self.min_size}, "
+                    f"longest at most {self.max_size}): it would become {out_h}x{out_w}; crop or pad it, or pass a "
+                    "larger imgsz"
+                )
             return out_h, out_w, max(-(-out_h // divisor) * divisor, floor), max(-(-out_w // divisor) * divisor, floor)
         if self.legacy:
             traced = _traced_legacy_sizes(height, width, self.min_size, self.max_size, divisor)

@@ -103,6 +103,12 @@ def _from_pysalient_checkpoint(
     device: torch.device,
     source: str,
 ) -> SalientModel:
+    missing = [key for key in ("family", "config", "class_names", "state_dict", "name") if key not in checkpoint]
+    if missing:
+        raise ValueError(
+            f"{source}: a pysalient checkpoint without {', '.join(repr(key) for key in missing)} (truncated or "
+            "written by hand); re-save it with model.save(path)"
+        )
     family = get_family(checkpoint["family"])
     if entry is not None and entry.family != family.name:
         raise ValueError(f"{source}: the weights are a {family.name} checkpoint, not {entry.family} ({entry.name})")

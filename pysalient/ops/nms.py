@@ -69,12 +69,26 @@ def batched_nms(boxes: Tensor, scores: Tensor, idxs: Tensor, iou_threshold: floa
 
     Raises:
         ValueError: when ``legacy`` is not a bool.
+        RuntimeError: when ``boxes``, ``scores`` and ``idxs`` do not hold the same number of boxes.
     """
     if not torch.jit.is_scripting():
         _check_legacy(legacy, "batched_nms")
+        _check_same_count(boxes, scores, idxs)
         if not torch.compiler.is_compiling() and boxes.numel() > (4000 if boxes.device.type == "cpu" else 20000):
             return _batched_nms_per_category(boxes, scores, idxs, iou_threshold, legacy)
     return _batched_nms_coordinate_trick(boxes, scores, idxs, iou_threshold, legacy)
+
+
+@torch.jit.unused
+def _check_same_count(boxes: Tensor, scores: Tensor, idxs: Tensor) -> None:
+    """boxes [N, 4], scores [N] and idxs [N] (a symbolic N under torch.export: checked with torch._check)."""
+    torch._check(
+        idxs.dim() == 1 and scores.dim() == 1 and idxs.shape[0] == scores.shape[0] == boxes.shape[0],
+        lambda: (
+            "batched_nms: boxes [N, 4], scores [N] and idxs [N] must describe the same N boxes, got "
+            f"boxes {tuple(boxes.shape)}, scores {tuple(scores.shape)} and idxs {tuple(idxs.shape)}"
+        ),
+    )
 
 
 def _batched_nms_coordinate_trick(

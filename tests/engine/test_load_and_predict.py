@@ -196,3 +196,13 @@ def test_a_checkpoint_with_nan_weights_raises_naming_the_tensor(tmp_path) -> Non
     atomic_torch_save(checkpoint, tmp_path / "diverged.pth")
     with pytest.raises(ValueError, match=rf"diverged\.pth: the weights hold NaN or infinite values \(3 in {key}\)"):
         pysalient.load(tmp_path / "diverged.pth", device="cpu")
+
+
+def test_a_checkpoint_without_weights_names_what_is_missing(tmp_path) -> None:
+    model = pysalient.load("sparseinst")
+    path = model.save(tmp_path / "model.pth")
+    checkpoint = torch.load(path, weights_only=True)
+    del checkpoint["state_dict"]
+    torch.save(checkpoint, tmp_path / "no_weights.pth")
+    with pytest.raises(ValueError, match="no_weights.pth: a pysalient checkpoint without 'state_dict'"):
+        pysalient.load(str(tmp_path / "no_weights.pth"))

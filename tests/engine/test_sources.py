@@ -271,3 +271,12 @@ def test_offline_mode_refuses_urls(monkeypatch) -> None:
     with pytest.raises(ValueError, match="offline mode forbids downloading the source https://example.com/a.jpg"):
         list(iterate_sources("https://example.com/a.jpg"))
     assert resolve_sources("https://example.com/a.jpg")[0].kind == "url"  # resolving never downloads
+
+
+@pytest.mark.parametrize("name", ["sparseinst", "rdpnet"])
+def test_an_image_too_elongated_for_the_resize_rule_is_named(name: str) -> None:
+    import pysalient
+
+    model = pysalient.load(name)
+    with pytest.raises(ValueError, match="1x5000 image is too elongated for the resize rule"):
+        model.predict(np.zeros((1, 5000, 3), np.uint8))

@@ -282,3 +282,12 @@ def test_iou_threshold_outside_0_1_is_refused(iou_threshold: float) -> None:
         torch.ops.pysalient.nms(boxes, scores, iou_threshold, False)
     for threshold in (0.0, 1.0):  # the bounds are allowed
         assert torch.ops.pysalient.nms(boxes, scores, threshold, False).shape[0] in (1, 2)
+
+
+@pytest.mark.parametrize("idxs_length", [1, 3])
+def test_batched_nms_names_mismatched_idxs(idxs_length: int) -> None:
+    from pysalient import ops
+
+    boxes = torch.tensor([[0.0, 0.0, 4.0, 4.0], [1.0, 1.0, 5.0, 5.0]])
+    with pytest.raises(RuntimeError, match=r"batched_nms: boxes \[N, 4\], scores \[N\] and idxs \[N\] must"):
+        ops.batched_nms(boxes, torch.tensor([0.9, 0.8]), torch.zeros(idxs_length, dtype=torch.int64), 0.5)
