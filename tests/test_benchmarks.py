@@ -56,15 +56,9 @@ def test_bench_predict_smoke_run_prints_both_image_sets() -> None:
 
 
 def test_s4net_lanczos_mask_step_is_the_box_rectangle_of_the_thresholded_resize() -> None:
-    import importlib.util
-
     from pysalient import ops
 
-    spec = importlib.util.spec_from_file_location(
-        "s4net_mask_resize", REPO_ROOT / "benchmarks" / "s4net_mask_resize.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = load_benchmark("s4net_mask_resize")
     probabilities = torch.full((2, 8, 8), 0.9)
     probabilities[1, :, 4:] = 0.1  # the right half of the second map is background
     boxes = torch.tensor([[3.7, 2.2, 20.5, 9.0], [0.0, 0.0, 39.0, 29.0]])
@@ -76,3 +70,27 @@ def test_s4net_lanczos_mask_step_is_the_box_rectangle_of_the_thresholded_resize(
     # both put the foreground / background edge of the second map at the middle column
     assert lanczos[1, :, :19].all() and not lanczos[1, :, 21:].any()
     assert bilinear[1, :, :19].all() and not bilinear[1, :, 21:].any()
+
+
+def load_benchmark(name: str):  # noqa: ANN201
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(name, REPO_ROOT / "benchmarks" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_sprnet_mask_branch_benchmark_runs_both_fusions_on_pixels_inside_the_levels() -> None:
+    module = load_benchmark("sprnet_mask_branch")
+    shapes = [[16, 16], [8, 8], [4, 4], [2, 2], [1, 1]]
+    batch, level, ys, xs = module.spread_pixels(shapes, 200)
+    heights = torch.tensor([h for h, _ in shapes])[level]
+    assert bool((ys < heights).all()) and bool((xs < heights).all()) and bool((batch == 0).all())
+    assert int((level == 0).sum()) > int((level == 4).sum())
+    text = module.main(
+        ["--models", "sprnet_r18_light", "--imgsz", "128", "--threads", "1", "--detections", "3"]
+        + ["--repeats", "1", "--no-write"]
+    )
+    rows = [line for line in text.splitlines() if line.startswith("| sprnet_r18_light | 128 | 1 |")]
+    assert len(rows) == 1 and rows[0].count("x |") == 1

@@ -26,8 +26,9 @@ def read_coco_json(path: PathLike) -> Dict[str, Any]:
     Checks: valid non-empty JSON object; ``images`` and ``categories`` lists present (``annotations`` may
     be absent: an unlabelled set); unique image and category ids; every image has ``id``, ``file_name``,
     positive ``height``/``width``; every annotation has an ``id``, an ``image_id`` and ``category_id`` that
-    exist, and a ``segmentation`` that is a polygon list (even coordinate counts, not wholly outside the
-    image) or an RLE dict of the image's size whose runs cover the image exactly.
+    exist, unique annotation ids, a ``segmentation`` that is a polygon list (even coordinate counts, not wholly
+    outside the image) or an RLE dict of the image's size whose runs cover the image exactly, and, when present,
+    ``iscrowd`` 0 or 1, a finite ``area`` >= 0 and a ``bbox`` of four finite numbers with sizes >= 0.
 
     Returns:
         The parsed dict (``annotations`` filled in as ``[]`` when absent).
@@ -69,8 +70,12 @@ def read_coco_json(path: PathLike) -> Dict[str, Any]:
         category_ids.add(entry["id"])
     if not category_ids:
         raise ValueError(f"{path}: 'categories' is empty")
+    annotation_ids = set()
     for entry in data["annotations"]:
         _check_annotation(path, entry, images, category_ids)
+        if entry["id"] in annotation_ids:
+            raise ValueError(f"{path}: duplicate annotation id {entry['id']!r}")
+        annotation_ids.add(entry["id"])
     return data
 
 
@@ -96,6 +101,7 @@ def _check_annotation(path: Path, entry: Any, images: Dict[int, Dict[str, Any]],
     segmentation = entry.get("segmentation")
     height, width = image["height"], image["width"]
     where = f"{name} (image {image['file_name']}, {height}x{width})"
+    _check_annotation_numbers(where, entry)
     if isinstance(segmentation, dict):
         if "counts" not in segmentation or "size" not in segmentation:
             raise ValueError(f"{where}: an RLE segmentation needs 'counts' and 'size'")
@@ -134,6 +140,25 @@ def _check_annotation(path: Path, entry: Any, images: Dict[int, Dict[str, Any]],
             )
     else:
         raise ValueError(f"{where}: missing segmentation (expected polygons or RLE)")
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and np.isfinite(value)
+
+
+def _check_annotation_numbers(where: str, entry: Dict[str, Any]) -> None:
+    """The optional numeric fields the COCO evaluation reads: ``iscrowd`` 0 or 1, ``area`` a finite number >= 0,
+    ``bbox`` four finite numbers ``[x, y, width, height]`` with width and height >= 0."""
+    if "iscrowd" in entry and (isinstance(entry["iscrowd"], bool) or entry["iscrowd"] not in (0, 1)):
+        raise ValueError(f"{where}: 'iscrowd' must be the integer 0 or 1, got {entry['iscrowd']!r}"[:300])
+    if "area" in entry and not (_is_number(entry["area"]) and entry["area"] >= 0):
+        raise ValueError(f"{where}: 'area' must be a finite number >= 0, got {entry['area']!r}"[:300])
+    if "bbox" in entry:
+        box = entry["bbox"]
+        if not (isinstance(box, list) and len(box) == 4 and all(_is_number(value) for value in box)):
+            raise ValueError(f"{where}: 'bbox' must be 4 finite numbers [x, y, width, height], got {box!r}"[:300])
+        if box[2] < 0 or box[3] < 0:
+            raise ValueError(f"{where}: 'bbox' has a negative width or height, got {box!r}"[:300])
 
 
 def rle_string_counts(text: str) -> Optional[List[int]]:

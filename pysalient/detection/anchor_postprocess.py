@@ -9,7 +9,8 @@ Scriptable and exportable (``torch.export`` with data-dependent candidate counts
      candidate per anchor with that class;
    - ``"sigmoid"`` heads (RetinaNet): every (anchor, class) pair is a candidate with its sigmoid probability;
 
-2. candidates with a score above ``score_threshold`` (strictly; a negative threshold keeps all), then at most
+2. candidates with a score above ``score_threshold`` (strictly; a negative threshold keeps all; with
+   ``keep_level_max`` a level where none passes keeps its highest-scoring pairs, as RDPNet's FCOS), then at most
    ``pre_nms_top_n`` of them, the highest scores, either over all levels together (S4Net: 5000) or per level
    (RetinaNet: 1000 per level, ``per_level=True``);
 3. boxes decoded from the deltas of their anchors (:class:`pysalient.detection.box_coder.DeltaBoxCoder`) and
@@ -60,6 +61,8 @@ class AnchorPostProcessor(nn.Module):
         legacy: the ``+1`` pixel convention in decoding, clipping (to ``size - 1``) and NMS (suppression at IoU
             ``>=``), as py-faster-rcnn and S4Net's released code.
         min_size: boxes need a width and a height of at least this after clipping (0 keeps every box).
+        keep_level_max: a level without a score above ``score_threshold`` keeps its highest-scoring candidates
+            (ties included), so that ``conf = 0`` always returns detections.
     """
 
     def __init__(
@@ -75,6 +78,7 @@ class AnchorPostProcessor(nn.Module):
         scale_clamp: float = DEFAULT_SCALE_CLAMP,
         legacy: bool = True,
         min_size: float = 1.0,
+        keep_level_max: bool = False,
     ) -> None:
         super().__init__()
         if score_mode not in SCORE_MODES:
@@ -94,6 +98,7 @@ class AnchorPostProcessor(nn.Module):
         self.max_det = int(max_det)
         self.legacy = bool(legacy)
         self.min_size = float(min_size)
+        self.keep_level_max = bool(keep_level_max)
         self.coder = DeltaBoxCoder(weights, scale_clamp, legacy=legacy)
 
     def level_candidates(self, logits: Tensor, deltas: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
@@ -120,7 +125,10 @@ class AnchorPostProcessor(nn.Module):
             labels = torch.arange(probabilities.shape[0], device=rows.device) % self.num_logits
             scores = probabilities
         if self.score_threshold >= 0:
-            passed = torch.nonzero(scores > self.score_threshold).flatten()
+            passing = scores > self.score_threshold
+            if self.keep_level_max:  # one expression for both cases: no branch on the data (export)
+                passing = passing | (scores >= scores.max())
+            passed = torch.nonzero(passing).flatten()
             scores, labels, anchors = scores[passed], labels[passed], anchors[passed]
         return scores, labels, anchors
 
@@ -140,10 +148,27 @@ class AnchorPostProcessor(nn.Module):
             decreasing score.
         """
         detections: List[Tuple[Tensor, Tensor, Tensor]] = []
+        for boxes, scores, labels, _ in self.detect_with_anchors(logits, deltas, anchors, image_sizes):
+            detections.append((boxes, scores, labels))
+        return detections
+
+    def detect_with_anchors(
+        self, logits: List[Tensor], deltas: List[Tensor], anchors: List[Tensor], image_sizes: List[List[int]]
+    ) -> List[Tuple[Tensor, Tensor, Tensor, Tensor]]:
+        """:meth:`forward` plus the anchor each detection comes from.
+
+        Returns:
+            Per image: boxes float32 [K, 4], scores float32 [K], labels int64 [K] and anchor indices int64 [K]
+            (rows of the levels' anchors concatenated in level order, as ``torch.cat(anchors)``), by decreasing
+            score.
+        """
+        detections: List[Tuple[Tensor, Tensor, Tensor, Tensor]] = []
         for image, image_hw in enumerate(image_sizes):
             scores_all: List[Tensor] = []
             labels_all: List[Tensor] = []
             boxes_all: List[Tensor] = []
+            indices_all: List[Tensor] = []
+            first_row = 0
             for level, level_logits in enumerate(logits):
                 scores, labels, rows = self.level_candidates(level_logits[image], deltas[level][image])
                 if self.per_level:
@@ -156,19 +181,22 @@ class AnchorPostProcessor(nn.Module):
                 scores_all.append(scores)
                 labels_all.append(labels)
                 boxes_all.append(boxes)
+                indices_all.append(rows + first_row)
+                first_row = first_row + anchors[level].shape[0]
             scores, labels, boxes = torch.cat(scores_all), torch.cat(labels_all), torch.cat(boxes_all)
+            indices = torch.cat(indices_all)
             if not self.per_level:
                 best = top_scores(scores, self.pre_nms_top_n)
-                scores, labels, boxes = scores[best], labels[best], boxes[best]
+                scores, labels, boxes, indices = scores[best], labels[best], boxes[best], indices[best]
             boxes = clip_boxes(boxes, image_hw, self.legacy)
             if self.min_size > 0:
                 offset = 1.0 if self.legacy else 0.0
                 widths, heights = boxes[:, 2] - boxes[:, 0] + offset, boxes[:, 3] - boxes[:, 1] + offset
                 large = torch.nonzero((widths >= self.min_size) & (heights >= self.min_size)).flatten()
-                scores, labels, boxes = scores[large], labels[large], boxes[large]
+                scores, labels, boxes, indices = scores[large], labels[large], boxes[large], indices[large]
             keep = torch.sort(ops.batched_nms(boxes, scores, labels, self.nms_threshold, legacy=self.legacy)).values
             # by decreasing score, ties in candidate order: the same in eager and compiled graphs, whichever NMS
             # strategy (per class, or shifted boxes) ran
             keep = keep[torch.sort(scores[keep], descending=True, stable=True).indices][: self.max_det]
-            detections.append((boxes[keep], scores[keep], labels[keep]))
+            detections.append((boxes[keep], scores[keep], labels[keep], indices[keep]))
         return detections

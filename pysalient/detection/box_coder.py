@@ -86,7 +86,7 @@ class DeltaBoxCoder:
         reference_boxes = reference_boxes.to(deltas.dtype)
         ref_w, ref_h, ref_x, ref_y = self._sizes_and_centres(reference_boxes)
         wx, wy, ww, wh = self.weights
-        grouped = deltas.reshape(deltas.shape[0], -1, 4)
+        grouped = deltas.reshape(deltas.shape[0], deltas.shape[-1] // 4, 4)  # -1 is ambiguous for 0 rows
         dx, dy = grouped[..., 0] / wx, grouped[..., 1] / wy
         dw = torch.clamp(grouped[..., 2] / ww, max=self.scale_clamp)
         dh = torch.clamp(grouped[..., 3] / wh, max=self.scale_clamp)

@@ -63,6 +63,8 @@ class TrainConfig:
         val: COCO json validated during and after training; None skips validation.
         image_root, val_image_root: image folders of ``data`` / ``val`` (the dataset's default layout if None).
         class_agnostic: train every category as the single class "salient".
+        recipe: a named recipe of the model's family (e.g. SPRNet's ``"paper"``) instead of its default; None is
+            the default recipe.
         Every field marked "(recipe)" defaults to None: the family's :class:`~pysalient.models.family.TrainRecipe`.
 
         epochs: passes over the training set, ignored when ``max_iter`` is set (recipe).
@@ -110,6 +112,7 @@ class TrainConfig:
     image_root: Optional[str] = None
     val_image_root: Optional[str] = None
     class_agnostic: bool = False
+    recipe: Optional[str] = None
     epochs: Optional[int] = None
     max_iter: Optional[int] = None
     batch: Optional[int] = None

@@ -143,7 +143,7 @@ class Trainer:
         self.context = context
         config, self.run_dir, checkpoint_path, checkpoint = resolve_run(self.requested, context)
         family, self.input_spec = model_family_and_input(config, self.model, checkpoint)
-        config = config.resolved(family.train_recipe, self.input_spec.min_size)
+        config = config.resolved(family.recipe(config.recipe), self.input_spec.min_size)
         self.config = config
         seed_everything(config.seed)
         self.dataset, loader = build_train_data(config, self.input_spec, context.world_size)

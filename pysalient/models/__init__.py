@@ -18,6 +18,7 @@ from pysalient.models.registry import (
 )
 from pysalient.models.s4net import family as _s4net_family  # noqa: F401  (registration)
 from pysalient.models.sparseinst import family as _sparseinst_family  # noqa: F401  (registration)
+from pysalient.models.sprnet import family as _sprnet_family  # noqa: F401  (registration)
 
 __all__ = [
     "FamilySpec",

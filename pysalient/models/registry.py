@@ -89,6 +89,8 @@ class FamilySpec:
         load_weights: ``(network, state_or_checkpoint, strict)`` loads weights (pysalient state dicts as well as
             the family's official checkpoint formats) and raises ValueError naming mismatched keys.
         num_classes_in: the class count a loaded checkpoint predicts, or None when it cannot tell.
+        named_recipes: further recipes by name (e.g. a paper's own next to a practical default), chosen with
+            ``TrainConfig(recipe=name)``; ``train_recipe`` is the default.
     """
 
     name: str
@@ -99,6 +101,20 @@ class FamilySpec:
     train_recipe: TrainRecipe
     load_weights: Callable[[nn.Module, Mapping[str, Any], bool], Any]
     num_classes_in: Callable[[Mapping[str, Any]], Optional[int]]
+    named_recipes: Mapping[str, TrainRecipe] = field(default_factory=dict)
+
+    def recipe(self, name: Optional[str] = None) -> TrainRecipe:
+        """The recipe called ``name`` (None: the default ``train_recipe``).
+
+        Raises:
+            ValueError: an unknown name, with the known ones.
+        """
+        if name is None:
+            return self.train_recipe
+        if name not in self.named_recipes:
+            known = sorted(self.named_recipes) or "none"
+            raise ValueError(f"family {self.name!r} has no training recipe {name!r}; named recipes: {known}")
+        return self.named_recipes[name]
 
     def config_from_dict(self, data: Mapping[str, Any]) -> FamilyConfig:
         """The family config saved in a checkpoint (``config.to_dict()``); ValueError on unknown keys."""

@@ -2,7 +2,9 @@
 
 The FPN maps backbone stages (e.g. ``res3``..``res5``, strides 8..32) to pyramid levels of one width: a 1x1
 lateral convolution per stage, a top-down pass (coarser level upsampled to the finer one and added), then a 3x3
-output convolution per level. A top block appends coarser levels:
+output convolution per level. ``gated=True`` is SPRNet's gated FPN: each merge is ``sigmoid(S(U)) * U + sigmoid(S(L))
+* L`` (:class:`SeparableGate`, one ``S`` per merge shared by the upsampled coarser level ``U`` and the lateral ``L``)
+instead of ``U + L``. A top block appends coarser levels:
 
 - :class:`LastLevelMaxPool`: P6 = max-pool(P5, kernel 1, stride 2) (detectron2's Mask R-CNN FPN);
 - :class:`LastLevelAvgPool`: P6 = avg-pool(P5, kernel 2, stride 2, ceil mode);
@@ -19,6 +21,7 @@ from __future__ import annotations
 import math
 from typing import Dict, List, Optional, Sequence
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
@@ -79,6 +82,31 @@ class LastLevelP6P7(nn.Module):
         return [p6, self.p7(F.relu(p6))]
 
 
+class SeparableGate(nn.Module):
+    """The gate of one gated-FPN merge: a separable convolution (depthwise 3x3 + pointwise 1x1, both with biases, no
+    activation between: Keras ``SeparableConv2D``) followed by a sigmoid.
+
+    Args:
+        channels: width of the gated features.
+        gate_channels: channels of the gate; ``channels`` gives an element-wise gate (SPRNet's "score map
+            element-wise corresponds to each feature"), 1 a spatial gate broadcast over the channels.
+        bias_init: initial bias of the pointwise convolution (0: gates start near 0.5; a large value makes every
+            gate 1, the plain FPN).
+    """
+
+    def __init__(self, channels: int, gate_channels: int, bias_init: float = 0.0) -> None:
+        super().__init__()
+        if gate_channels not in (1, channels):
+            raise ValueError(f"SeparableGate: gate_channels must be 1 or {channels}, got {gate_channels}")
+        self.depthwise = nn.Conv2d(channels, channels, 3, padding=1, groups=channels)
+        self.pointwise = nn.Conv2d(channels, gate_channels, 1)
+        nn.init.constant_(self.pointwise.bias, float(bias_init))
+
+    def forward(self, feature: Tensor) -> Tensor:
+        """feature [B, C, H, W] -> gate values in (0, 1), [B, gate_channels, H, W]."""
+        return torch.sigmoid(self.pointwise(self.depthwise(feature)))
+
+
 class FPN(nn.Module):
     """Feature pyramid over backbone stages.
 
@@ -93,6 +121,10 @@ class FPN(nn.Module):
         bias: whether the lateral and output convolutions have a bias (True in both reference codebases).
         last_output_conv: whether the coarsest stage gets a 3x3 output convolution; without it that level is its
             1x1 lateral convolution alone (S4Net's P5).
+        gated: SPRNet's gated merges (module docstring), one :class:`SeparableGate` per merge (``gates.i`` gates
+            the merge into stage ``i``).
+        gate_channels: channels of each gate (None: ``out_channels``, element-wise; 1: spatial).
+        gate_bias_init: initial bias of the gates' pointwise convolutions.
 
     Attributes:
         num_levels: pyramid levels returned (stages plus top-block levels).
@@ -107,6 +139,9 @@ class FPN(nn.Module):
         top_block: Optional[nn.Module] = None,
         bias: bool = True,
         last_output_conv: bool = True,
+        gated: bool = False,
+        gate_channels: Optional[int] = None,
+        gate_bias_init: float = 0.0,
     ) -> None:
         super().__init__()
         if len(in_features) != len(in_channels) or not in_features:
@@ -123,6 +158,11 @@ class FPN(nn.Module):
         )
         for conv in [*self.lateral_convs, *self.output_convs]:
             kaiming_uniform_a1_(conv)
+        width = out_channels if gate_channels is None else int(gate_channels)
+        self.gated = bool(gated)
+        self.gates = nn.ModuleList(
+            SeparableGate(out_channels, width, gate_bias_init) for _ in range(len(in_channels) - 1 if gated else 0)
+        )
         self.top_block = top_block
         self.num_levels = len(in_channels) + (0 if top_block is None else int(getattr(top_block, "num_levels", 1)))
 
@@ -145,7 +185,7 @@ class FPN(nn.Module):
                 top_down = F.interpolate(laterals[index + 1], size=size, mode="bilinear", align_corners=False)
             else:
                 top_down = F.interpolate(laterals[index + 1], size=size, mode="nearest")
-            laterals[index] = finer + top_down
+            laterals[index] = self.merge(index, finer, top_down)
         results: List[Tensor] = []
         for index, conv in enumerate(self.output_convs):
             results.append(conv(laterals[index]))
@@ -153,6 +193,16 @@ class FPN(nn.Module):
         if self.top_block is not None:
             results.extend(self.top_block(results[-1], features[self.in_features[-1]]))
         return results
+
+    def merge(self, index: int, lateral: Tensor, top_down: Tensor) -> Tensor:
+        """Merge into stage ``index``: ``lateral + top_down``, or with ``gated`` ``g(top_down) * top_down +
+        g(lateral) * lateral`` with ``g`` the merge's :class:`SeparableGate` (both [B, C, H, W])."""
+        if not self.gated:
+            return lateral + top_down
+        for position, gate in enumerate(self.gates):  # TorchScript indexes a ModuleList only in a loop
+            if position == index:
+                return gate(top_down) * top_down + gate(lateral) * lateral
+        raise RuntimeError(f"FPN has no gate for merge {index}")
 
 
 def level_strides(first_stride: int, num_levels: int) -> List[int]:

@@ -23,6 +23,9 @@ def dice_cost(pred_logits: Tensor, targets: Tensor) -> Tensor:
     Args:
         pred_logits: [N, P] mask logits of the N predictions, P pixels each (flattened), any floating dtype.
         targets: [K, P] target masks at the same resolution, floating point in [0, 1], bool or uint8 (0/1).
+            Their values are not checked (like torchvision's ops with NaN boxes, and because a check would cost a
+            device synchronisation on CUDA): targets outside [0, 1] (uint8 values above 1 included) or non-finite
+            ones give coefficients outside [0, 1) or NaN, computed by the same formula.
 
     Returns:
         [N, K] dice coefficients in [0, 1), float32 (float64 for float64 ``pred_logits``). P = 0 gives zeros.

@@ -26,6 +26,12 @@ def nms(boxes: Tensor, scores: Tensor, iou_threshold: float, legacy: bool = Fals
     ascending original index order (detections keep their pre-NMS order); ``nms(...).sort().values`` gives that
     order. Under ``torch.autocast`` boxes and scores are compared in float32 (float64 stays float64).
 
+    Garbage is tolerated as torchvision tolerates it, not rejected (checking values would cost a device
+    synchronisation on CUDA): a NaN score sorts first (``torch.sort`` puts NaN above every number) and suppresses
+    like any other box; a box with a NaN coordinate has a NaN IoU with every box, so it is kept and suppresses
+    nothing; an inverted box (``x2 < x1`` or ``y2 < y1``) gets a negative area and a meaningless IoU, computed by
+    the same formula.
+
     Args:
         boxes: [N, 4] (x1, y1, x2, y2) with ``0 <= x1 < x2`` and ``0 <= y1 < y2`` expected (``<=`` with ``legacy``).
         scores: [N] score of each box.

@@ -164,6 +164,9 @@ def test_malformed_json_names_the_file_and_problem(tmp_path, text: str, match: s
     assert str(path) in str(error.value)
 
 
+TRIANGLE = [[1.0, 1.0, 5.0, 1.0, 5.0, 5.0]]
+
+
 @pytest.mark.parametrize(
     ("annotation", "match"),
     [
@@ -179,11 +182,26 @@ def test_malformed_json_names_the_file_and_problem(tmp_path, text: str, match: s
         (_annotation(5, [[31.0, 1.0, 50.0, 1.0, 50.0, 5.0]]), "entirely outside the image"),
         (_annotation(5, [[-9.0, -3.0, -1.0, -3.0, -1.0, -1.0]]), "entirely outside the image"),
         (_annotation(5, None), "missing segmentation"),
+        (_annotation(5, TRIANGLE, iscrowd="0"), r"annotation 5 \(image a.png, 20x30\): 'iscrowd' must be the integer"),
+        (_annotation(5, TRIANGLE, iscrowd=2), "'iscrowd' must be the integer 0 or 1, got 2"),
+        (_annotation(5, TRIANGLE, iscrowd=True), "'iscrowd' must be the integer 0 or 1, got True"),
+        (_annotation(5, TRIANGLE, area=-3.0), "'area' must be a finite number >= 0, got -3.0"),
+        (_annotation(5, TRIANGLE, area=float("nan")), "'area' must be a finite number >= 0, got nan"),
+        (_annotation(5, TRIANGLE, area="8"), "'area' must be a finite number"),
+        (_annotation(5, TRIANGLE, bbox=[1.0, 1.0, -4.0, 4.0]), "'bbox' has a negative width or height"),
+        (_annotation(5, TRIANGLE, bbox=[1.0, float("nan"), 4.0, 4.0]), "'bbox' must be 4 finite numbers"),
+        (_annotation(5, TRIANGLE, bbox=[1.0, 1.0, 4.0]), "'bbox' must be 4 finite numbers"),
     ],
 )
 def test_bad_annotations_are_reported(tmp_path, annotation: dict, match: str) -> None:
     with pytest.raises(ValueError, match=match):
         CocoInstanceDataset(_write(tmp_path, _base([annotation])))
+
+
+def test_duplicate_annotation_ids_are_reported(tmp_path) -> None:
+    data = _base([_annotation(5, TRIANGLE), _annotation(5, TRIANGLE, image_id=11)])
+    with pytest.raises(ValueError, match="data.json: duplicate annotation id 5"):
+        CocoInstanceDataset(_write(tmp_path, data))
 
 
 def test_image_of_the_wrong_size_is_reported(tmp_path) -> None:

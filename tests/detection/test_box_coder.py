@@ -99,3 +99,8 @@ def test_coders_script() -> None:
     assert 4.135166556742356 == DEFAULT_SCALE_CLAMP
     reference, target = torch.tensor([[0.0, 0.0, 9.0, 19.0]]), torch.tensor([[2.0, 4.0, 21.0, 43.0]])
     torch.testing.assert_close(round_trip(reference, target), target)
+
+
+def test_decoding_no_rows_gives_no_boxes() -> None:
+    for k in (1, 3):
+        assert DeltaBoxCoder().decode(torch.zeros(0, 4 * k), torch.zeros(0, 4)).shape == (0, 4 * k)

@@ -163,3 +163,14 @@ def test_torch_export_with_dynamic_sizes() -> None:
     )
     pred, targets = random_logits(7, 100, 11, torch.float16), random_masks(9, 100, 11)
     torch.testing.assert_close(program(pred, targets), dice_cost(pred, targets))
+
+
+def test_targets_outside_0_1_are_not_checked_and_follow_the_formula(device: str) -> None:
+    pred = random_logits(4, 50, 9)
+    targets = torch.linspace(-1.0, 3.0, 100).reshape(2, 50)
+    result = dice_cost(pred.to(device), targets.to(device)).cpu()
+    torch.testing.assert_close(result.double(), official_dice_score(pred, targets), atol=1e-6, rtol=1e-5)
+    assert bool((result < 0).any())  # out of the [0, 1) a valid target gives, as documented
+    nan_targets = targets.clone()
+    nan_targets[0, 3] = float("nan")
+    assert torch.isnan(dice_cost(pred.to(device), nan_targets.to(device)).cpu()[:, 0]).all()

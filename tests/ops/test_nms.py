@@ -60,6 +60,18 @@ def test_degenerate_boxes_are_never_suppressed(device: str) -> None:
     assert _reference.nms(boxes, scores, 0.1).tolist() == [0, 1, 2]
 
 
+@pytest.mark.parametrize("legacy", [False, True])
+def test_nan_and_inverted_inputs_are_tolerated_as_documented(legacy: bool, device: str) -> None:
+    nan = float("nan")
+    boxes = torch.tensor(
+        [[0, 0, 10, 10], [1, 1, 10, 10], [0, 0, nan, 10], [20, 20, 10, 10], [0, 0, 10, 10.0]], device=device
+    )
+    scores = torch.tensor([0.9, 0.8, 0.95, 0.7, nan], device=device)
+    # the NaN score sorts first and suppresses the boxes it overlaps (0 and 1); the NaN box and the inverted box stay
+    assert nms(boxes, scores, 0.5, legacy).tolist() == [4, 2, 3]
+    assert _reference.nms(boxes.cpu(), scores.cpu(), 0.5, legacy).tolist() == [4, 2, 3]
+
+
 def test_keep_is_sorted_by_score_and_suppresses_overlaps(device: str) -> None:
     boxes = torch.tensor([[0.0, 0.0, 10.0, 10.0], [1.0, 1.0, 11.0, 11.0], [20.0, 20.0, 30.0, 30.0]], device=device)
     scores = torch.tensor([0.2, 0.9, 0.5], device=device)

@@ -14,9 +14,9 @@ from pysalient.models.s4net.config import S4NetConfig
 from pysalient.models.s4net.detector import build_detector
 from pysalient.models.s4net.loss import build_criterion
 from pysalient.models.s4net.model import build_s4net
+from pysalient.models.state_dicts import bare_state_dict, load_bare_state_dict
 
 CLASS_LOGITS_KEY = "head.cls_logits.weight"
-CONTAINER_KEYS = ("model", "state_dict")
 
 # The released recipe (experiment/config.py, train_multi_gpu.py): SGD, lr 0.002 per GPU of one image, momentum
 # 0.9, weight decay 1e-4, x0.1 at 20k and 30k of 40k iterations (kept as fractions of the run), horizontal flips, the
@@ -45,13 +45,6 @@ OFFICIAL_RECIPE = TrainRecipe(
 )
 
 
-def _state_dict_of(checkpoint: Mapping[str, Any]) -> Mapping[str, Any]:
-    for key in CONTAINER_KEYS:
-        if key in checkpoint and isinstance(checkpoint[key], Mapping):
-            return checkpoint[key]
-    return checkpoint
-
-
 def load_weights(model: nn.Module, checkpoint: Mapping[str, Any], strict: bool) -> Any:
     """Loads a pysalient S4Net state dict (bare or under ``model`` / ``state_dict``; a ``module.`` prefix of
     DistributedDataParallel is removed). The released TensorFlow checkpoints are not read.
@@ -59,24 +52,14 @@ def load_weights(model: nn.Module, checkpoint: Mapping[str, Any], strict: bool) 
     Raises:
         ValueError: with ``strict``, missing or unexpected keys, named.
     """
-    state = {
-        key[len("module.") :] if key.startswith("module.") else key: value
-        for key, value in _state_dict_of(checkpoint).items()
-    }
-    result = model.load_state_dict(state, strict=False)
-    if strict and (result.missing_keys or result.unexpected_keys):
-        raise ValueError(
-            f"S4Net weights do not fit the model: missing keys {sorted(result.missing_keys)[:20]}, unexpected keys "
-            f"{sorted(result.unexpected_keys)[:20]}"
-        )
-    return result
+    return load_bare_state_dict(model, checkpoint, strict, "S4Net")
 
 
 def num_classes_in(checkpoint: Mapping[str, Any]) -> Optional[int]:
     """Classes of the head's softmax (logits per anchor minus the background) of a checkpoint, None if unknown."""
-    state = _state_dict_of(checkpoint)
-    weight = state.get(CLASS_LOGITS_KEY, state.get("module." + CLASS_LOGITS_KEY))
-    anchors = state.get("head.bbox_pred.weight", state.get("module.head.bbox_pred.weight"))
+    state = bare_state_dict(checkpoint)
+    weight = state.get(CLASS_LOGITS_KEY)
+    anchors = state.get("head.bbox_pred.weight")
     if not isinstance(weight, torch.Tensor) or not isinstance(anchors, torch.Tensor):
         return None
     num_anchors = anchors.shape[0] // 4
