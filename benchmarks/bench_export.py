@@ -7,7 +7,11 @@ always; CUDA (fp32 and fp16: exports with ``half=True``, eager under ``torch.aut
 Appends a dated table to ``benchmarks/RESULTS.md`` unless ``--no-write``. AOTInductor compiles C++ for minutes per
 model on a small CPU.
 
-    python benchmarks/bench_export.py --models sparseinst_r18_light --imgsz 640
+    python benchmarks/bench_export.py --models sparseinst_r18_light --imgsz 320 640 --threads 1 2
+
+Exports are made once per model and size and timed at every ``--threads`` count. ``--export-dir DIR
+--export-only`` compiles them ahead (e.g. while the machine is busy) and a later run with the same ``--export-dir``
+reuses them and only times.
 """
 
 from __future__ import annotations
@@ -45,50 +49,96 @@ def median_milliseconds(function: Callable[[], Any], repeats: int, warmup: int, 
     return statistics.median(samples)
 
 
-def measure(name: str, device: str, half: bool, imgsz: int, formats: Sequence[str], repeats: int) -> List[str]:
-    """One table row: eager, then each export format, for one model / device / precision."""
+def export_once(model: Any, format: str, folder: Path, imgsz: int, half: bool) -> tuple:
+    """The export of ``model`` in ``format`` at ``imgsz`` under ``folder``: reused when already there (a kept
+    ``--export-dir``), written otherwise. Returns (path, seconds spent exporting, or None when reused)."""
+    suffix = "ts" if format == "torchscript" else "pt2"
+    path = folder / f"{model.name}_{imgsz}_{'fp16' if half else 'fp32'}.{suffix}"
+    if path.is_file():
+        return path, None
+    started = time.perf_counter()
+    model.export(format, path, imgsz=imgsz, half=half)
+    return path, time.perf_counter() - started
+
+
+def measure(
+    name: str,
+    device: str,
+    half: bool,
+    imgsz: int,
+    formats: Sequence[str],
+    repeats: int,
+    threads: Sequence[int],
+    folder: Path,
+    export_only: bool = False,
+) -> List[List[str]]:
+    """Table rows (one per thread count): eager, then each export format, for one model / device / precision."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # entries without trained weights warn; latency does not care
         model = pysalient.load(name, device=device)
     image = np.random.default_rng(0).integers(0, 256, (480, 640, 3), dtype=np.uint8)
-    cells = [name, device, "fp16" if half else "fp32", str(imgsz)]
 
     def eager() -> Any:
         # Eager fp16 is the fp32 model under autocast (what a user of the Python API would do).
         with torch.autocast(device_type=device, dtype=torch.float16, enabled=half):
             return model.predict(image, imgsz=imgsz)
 
-    cells.append(f"{median_milliseconds(eager, repeats, 2, device):.1f}")
-    with tempfile.TemporaryDirectory() as folder:
-        for format in formats:
-            path = Path(folder) / f"model.{'ts' if format == 'torchscript' else 'pt2'}"
-            started = time.perf_counter()
-            model.export(format, path, imgsz=imgsz, half=half)
-            export_seconds = time.perf_counter() - started
-            exported = pysalient.load(str(path), device=device)
+    exports = [(format, *export_once(model, format, folder, imgsz, half)) for format in formats]
+    if export_only:
+        return []
+    loaded = [(pysalient.load(str(path), device=device), seconds) for _, path, seconds in exports]
+    rows: List[List[str]] = []
+    for count in threads:
+        torch.set_num_threads(count)
+        cells = [name, device, "fp16" if half else "fp32", str(imgsz), str(count)]
+        cells.append(f"{median_milliseconds(eager, repeats, 2, device):.1f}")
+        for exported, seconds in loaded:
             latency = median_milliseconds(lambda exported=exported: exported.predict(image), repeats, 2, device)
-            cells.append(f"{latency:.1f} (export {export_seconds:.0f} s)")
-    return cells
+            cells.append(f"{latency:.1f}" + (f" (export {seconds:.0f} s)" if seconds is not None else ""))
+        rows.append(cells)
+    return rows
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--models", nargs="+", default=["sparseinst_r18_light", "sparseinst_r50_giam"])
-    parser.add_argument("--imgsz", type=int, default=640)
+    parser.add_argument("--imgsz", nargs="+", type=int, default=[640])
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     parser.add_argument("--formats", nargs="+", default=["torchscript", "aoti"], choices=["torchscript", "aoti"])
     parser.add_argument("--repeats", type=int, default=10)
+    parser.add_argument("--threads", nargs="+", type=int, default=[torch.get_num_threads()])
+    parser.add_argument(
+        "--export-dir", help="keep the exports here and reuse the ones already there (compile now, time later)"
+    )
+    parser.add_argument("--export-only", action="store_true", help="write the exports to --export-dir, time nothing")
     parser.add_argument("--no-write", action="store_true")
     args = parser.parse_args(argv)
-    header = ["model", "device", "dtype", "imgsz", "eager ms"] + [f"{format} ms" for format in args.formats]
+    if args.export_only and not args.export_dir:
+        parser.error("--export-only needs --export-dir")
+    header = ["model", "device", "dtype", "imgsz", "threads", "eager ms"] + [f"{format} ms" for format in args.formats]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     print("\n".join(lines), flush=True)
-    for name in args.models:
-        for half in [False, True] if args.device == "cuda" else [False]:
-            row = "| " + " | ".join(measure(name, args.device, half, args.imgsz, args.formats, args.repeats)) + " |"
-            print(row, flush=True)
-            lines.append(row)
-    if not args.no_write:
+    with tempfile.TemporaryDirectory() as scratch:
+        folder = Path(args.export_dir or scratch)
+        folder.mkdir(parents=True, exist_ok=True)
+        for name in args.models:
+            for imgsz in args.imgsz:
+                for half in [False, True] if args.device == "cuda" else [False]:
+                    for cells in measure(
+                        name,
+                        args.device,
+                        half,
+                        imgsz,
+                        args.formats,
+                        args.repeats,
+                        args.threads,
+                        folder,
+                        args.export_only,
+                    ):
+                        row = "| " + " | ".join(cells) + " |"
+                        print(row, flush=True)
+                        lines.append(row)
+    if not args.no_write and not args.export_only:
         from bench_ops import machine_description  # same folder: the machine line of every results table
 
         heading = f"\n## {datetime.date.today().isoformat()} — bench_export.py — {machine_description(args.device)}\n"

@@ -15,12 +15,20 @@ once, outputs written once, divided by the time) against the device's measured c
     python benchmarks/bench_ops.py --only nms      # one op
     python benchmarks/bench_ops.py --device cuda   # on the GPU
     python benchmarks/bench_ops.py --smoke         # tiny sizes, one run: checks the script itself
+    python benchmarks/bench_ops.py --load 0 2      # idle, then with 2 busy processes per core
+
+``--load N`` runs the whole table while ``N`` busy processes per core spin in the background (a user's machine
+runs data loaders, other models, other requests): kernels that open many small parallel regions wait for a time
+slice at every barrier and fall far behind serial code there, which an idle machine never shows. Several values
+give one table each, in order.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime
+import multiprocessing
 import os
 import platform
 import statistics
@@ -28,7 +36,7 @@ import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Sequence
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence
 
 import torch
 
@@ -378,6 +386,28 @@ def append_results(
         handle.write("\n".join(lines) + "\n")
 
 
+def _spin() -> None:
+    while True:
+        pass
+
+
+@contextlib.contextmanager
+def background_load(per_core: int) -> Iterator[int]:
+    """``per_core`` busy processes per logical core for the duration of the block; yields their number."""
+    count = per_core * (os.cpu_count() or 1)
+    context = multiprocessing.get_context("spawn")  # nothing of this process (torch threads) is inherited
+    workers = [context.Process(target=_spin, daemon=True) for _ in range(count)]
+    for worker in workers:
+        worker.start()
+    try:
+        yield count
+    finally:
+        for worker in workers:
+            worker.terminate()
+        for worker in workers:
+            worker.join()
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeats", type=int, default=20)
@@ -388,6 +418,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--smoke", action="store_true", help="tiny sizes, one run each, nothing written")
     parser.add_argument("--no-write", action="store_true", help="print only; do not touch RESULTS.md")
     parser.add_argument("--note", help="a line added under the dated heading")
+    parser.add_argument(
+        "--load", type=int, nargs="+", default=[0], help="busy background processes per core (one table per value)"
+    )
     args = parser.parse_args(argv)
     if not ops.has_native():
         raise SystemExit(f"native ops are not loaded ({ops.native_load_error()}); nothing to compare")
@@ -406,11 +439,16 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     copy_gb_s = copy_bandwidth_gb_s(args.device, args.smoke) if on_cuda else 0.0
     if on_cuda:
         print(f"{machine_description(args.device)}; measured copy bandwidth {copy_gb_s:.0f} GB/s")
-    print(table_header(settings, with_torchvision, copy_gb_s))
-    rows = run(cases, settings, args.repeats, args.warmup, args.device, copy_gb_s)
-    if not args.no_write:
-        append_results(rows, settings, args.repeats, args.note, args.device, with_torchvision, copy_gb_s)
-        print(f"appended to {RESULTS_PATH}")
+    for per_core in args.load:
+        with background_load(per_core) as busy:
+            load_note = f"Background load: {busy} busy processes ({per_core} per core)." if busy else "Idle machine."
+            print(load_note)
+            print(table_header(settings, with_torchvision, copy_gb_s))
+            rows = run(cases, settings, args.repeats, args.warmup, args.device, copy_gb_s)
+        if not args.no_write:
+            note = " ".join(part for part in (args.note, load_note) if part)
+            append_results(rows, settings, args.repeats, note, args.device, with_torchvision, copy_gb_s)
+            print(f"appended to {RESULTS_PATH}")
     return 0
 
 

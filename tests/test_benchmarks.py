@@ -35,15 +35,21 @@ def test_bench_ops_smoke_run_covers_every_op() -> None:
     assert measured_ops == expected
 
 
-def test_bench_export_smoke_run_times_eager_and_torchscript() -> None:
+def test_bench_export_smoke_run_times_eager_and_torchscript(tmp_path) -> None:
     script = REPO_ROOT / "benchmarks" / "bench_export.py"
-    command = [sys.executable, str(script), "--models", "sparseinst_mbv2_tiny", "--imgsz", "64"]
-    command += ["--formats", "torchscript", "--repeats", "1", "--no-write"]
+    command = [sys.executable, str(script), "--models", "sparseinst_mbv2_tiny", "--imgsz", "64", "--threads", "1", "2"]
+    command += ["--formats", "torchscript", "--repeats", "1", "--no-write", "--export-dir", str(tmp_path)]
     result = subprocess.run(command, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr
-    row = next(line for line in result.stdout.splitlines() if line.startswith("| sparseinst_mbv2_tiny"))
-    cells = [cell.strip() for cell in row.strip("|").split("|")]
-    assert cells[1:4] == ["cpu", "fp32", "64"] and float(cells[4]) > 0 and "export" in cells[5]
+    rows = [line for line in result.stdout.splitlines() if line.startswith("| sparseinst_mbv2_tiny")]
+    cells = [[cell.strip() for cell in row.strip("|").split("|")] for row in rows]
+    assert [row[1:5] for row in cells] == [["cpu", "fp32", "64", "1"], ["cpu", "fp32", "64", "2"]]
+    assert float(cells[0][5]) > 0 and "export" in cells[0][6] and "export" in cells[1][6]
+    assert (tmp_path / "sparseinst_mbv2_tiny_64_fp32.ts").is_file()
+    again = subprocess.run(command[:6] + command[9:], capture_output=True, text=True, timeout=600)  # no --threads
+    assert again.returncode == 0, again.stderr
+    rows = [line for line in again.stdout.splitlines() if line.startswith("| sparseinst_mbv2_tiny")]
+    assert len(rows) == 1 and "export" not in rows[0]  # the kept export was reused, not made again
 
 
 def test_bench_predict_smoke_run_prints_both_image_sets() -> None:
@@ -94,3 +100,13 @@ def test_sprnet_mask_branch_benchmark_runs_both_fusions_on_pixels_inside_the_lev
     )
     rows = [line for line in text.splitlines() if line.startswith("| sprnet_r18_light | 128 | 1 |")]
     assert len(rows) == 1 and rows[0].count("x |") == 1
+
+
+def test_bench_ops_under_background_load_prints_one_table_per_load() -> None:
+    script = REPO_ROOT / "benchmarks" / "bench_ops.py"
+    command = [sys.executable, str(script), "--smoke", "--threads", "1", "--only", "nms", "--load", "0", "1"]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert "Idle machine." in lines and any(line.startswith("Background load: ") for line in lines)
+    assert len([line for line in lines if line.startswith("| nms |")]) == 4  # two sizes, two tables

@@ -1,7 +1,6 @@
 // Greedy non-maximum suppression: scores sorted with a stable descending sort, keep indices returned in score order.
 // The IoU and the suppression test are torchvision's (no +1, IoU > threshold) or, with `legacy`, maskrcnn-benchmark's
 // (+1 pixel sizes, IoU >= threshold); see nms_kernel.h.
-#include <ATen/Parallel.h>
 #include <torch/library.h>
 
 #include <vector>
@@ -15,70 +14,77 @@ namespace {
 
 constexpr const char* kOp = "pysalient::nms";
 
-// Box coordinates and areas of every candidate, in input order: [N] each.
+// Box coordinates and areas of every candidate in decreasing score order: [N] each, contiguous.
 template <typename scalar_t>
-struct BoxColumns {
-  const scalar_t* x1;
-  const scalar_t* y1;
-  const scalar_t* x2;
-  const scalar_t* y2;
-  const scalar_t* areas;
+struct SortedBoxes {
+  std::vector<scalar_t> x1, y1, x2, y2, areas;
 };
 
-// Marks every not-yet-suppressed box order[begin..end) that the kept box `kept` suppresses.
-// Arguments by value: a uint8_t store may alias any object, so values read through at::parallel_for's closure
-// would be reloaded after every flag written.
+// Flags every box after position `a` that box `a` suppresses. Branch-free over contiguous arrays, so the compiler
+// vectorises it; `kLegacy` is a template argument so that the convention is folded out of the loop. A flag, once
+// set, stays set: testing suppressed boxes again changes nothing and costs less than skipping them.
+template <typename scalar_t, bool kLegacy>
+void suppress_tail(const SortedBoxes<scalar_t>& boxes, int64_t a, scalar_t threshold, uint8_t* suppressed) {
+  const int64_t n = static_cast<int64_t>(boxes.areas.size());
+  const scalar_t ax1 = boxes.x1[a], ay1 = boxes.y1[a], ax2 = boxes.x2[a], ay2 = boxes.y2[a], area = boxes.areas[a];
+  const scalar_t* x1 = boxes.x1.data();
+  const scalar_t* y1 = boxes.y1.data();
+  const scalar_t* x2 = boxes.x2.data();
+  const scalar_t* y2 = boxes.y2.data();
+  const scalar_t* areas = boxes.areas.data();
+  for (int64_t b = a + 1; b < n; ++b) {
+    suppressed[b] |= static_cast<uint8_t>(
+        nms::suppresses(ax1, ay1, ax2, ay2, area, x1[b], y1[b], x2[b], y2[b], areas[b], threshold, kLegacy));
+  }
+}
+
+// One serial greedy pass, no parallel region: on a busy machine every barrier of a parallel region per kept box
+// waits for a time slice (2 threads were 6-9x slower than 1 under load), and each step is a short, vectorised,
+// memory-bound scan. Returns positions in score order.
 template <typename scalar_t>
-void suppress_range(int64_t begin, int64_t end, const int64_t* order, const BoxColumns<scalar_t> boxes,
-                    const int64_t kept, const scalar_t threshold, const bool legacy, uint8_t* suppressed) {
-  const scalar_t ix1 = boxes.x1[kept], iy1 = boxes.y1[kept], ix2 = boxes.x2[kept], iy2 = boxes.y2[kept];
-  const scalar_t iarea = boxes.areas[kept];
-  for (int64_t b = begin; b < end; ++b) {
-    const int64_t j = order[b];
-    if (suppressed[j]) {
+std::vector<int64_t> greedy_keep(const SortedBoxes<scalar_t>& boxes, scalar_t threshold, bool legacy) {
+  const int64_t n = static_cast<int64_t>(boxes.areas.size());
+  std::vector<uint8_t> suppressed(n, 0);
+  std::vector<int64_t> keep;
+  keep.reserve(n);
+  for (int64_t a = 0; a < n; ++a) {
+    if (suppressed[a]) {
       continue;
     }
-    if (nms::suppresses(ix1, iy1, ix2, iy2, iarea, boxes.x1[j], boxes.y1[j], boxes.x2[j], boxes.y2[j], boxes.areas[j],
-                        threshold, legacy)) {
-      suppressed[j] = 1;
+    keep.push_back(a);
+    if (legacy) {
+      suppress_tail<scalar_t, true>(boxes, a, threshold, suppressed.data());
+    } else {
+      suppress_tail<scalar_t, false>(boxes, a, threshold, suppressed.data());
     }
   }
+  return keep;
 }
 
 template <typename scalar_t>
 at::Tensor nms_kernel(const at::Tensor& boxes, const at::Tensor& scores, double iou_threshold, bool legacy) {
   const int64_t n = boxes.size(0);
   const at::Tensor order = std::get<1>(scores.sort(/*stable=*/true, /*dim=*/0, /*descending=*/true));
-  const at::Tensor x1_t = boxes.select(1, 0).contiguous();
-  const at::Tensor y1_t = boxes.select(1, 1).contiguous();
-  const at::Tensor x2_t = boxes.select(1, 2).contiguous();
-  const at::Tensor y2_t = boxes.select(1, 3).contiguous();
-  std::vector<scalar_t> areas(n);
-  const BoxColumns<scalar_t> columns{x1_t.data_ptr<scalar_t>(), y1_t.data_ptr<scalar_t>(), x2_t.data_ptr<scalar_t>(),
-                                     y2_t.data_ptr<scalar_t>(), areas.data()};
-  for (int64_t i = 0; i < n; ++i) {
-    areas[i] = nms::box_area(columns.x1[i], columns.y1[i], columns.x2[i], columns.y2[i], legacy);
-  }
   const int64_t* order_ptr = order.data_ptr<int64_t>();
-  const scalar_t threshold = static_cast<scalar_t>(iou_threshold);
-
-  std::vector<uint8_t> suppressed(n, 0);
-  uint8_t* suppressed_ptr = suppressed.data();
-  std::vector<int64_t> keep;
-  keep.reserve(n);
-  // Suppressing the tail is embarrassingly parallel; below the grain size parallel_for runs inline.
-  constexpr int64_t kGrain = 4096;
+  const at::Tensor rows = boxes.contiguous();
+  const scalar_t* row = rows.data_ptr<scalar_t>();
+  SortedBoxes<scalar_t> sorted{std::vector<scalar_t>(n), std::vector<scalar_t>(n), std::vector<scalar_t>(n),
+                               std::vector<scalar_t>(n), std::vector<scalar_t>(n)};
   for (int64_t a = 0; a < n; ++a) {
-    const int64_t i = order_ptr[a];
-    if (suppressed_ptr[i]) {
-      continue;
-    }
-    keep.push_back(i);
-    at::parallel_for(a + 1, n, kGrain, [&](int64_t begin, int64_t end) {
-      suppress_range<scalar_t>(begin, end, order_ptr, columns, i, threshold, legacy, suppressed_ptr);
-    });
+    const scalar_t* box = row + 4 * order_ptr[a];
+    sorted.x1[a] = box[0];
+    sorted.y1[a] = box[1];
+    sorted.x2[a] = box[2];
+    sorted.y2[a] = box[3];
+    sorted.areas[a] = nms::box_area(box[0], box[1], box[2], box[3], legacy);
   }
-  return at::tensor(keep, boxes.options().dtype(at::kLong));
+  const std::vector<int64_t> kept = greedy_keep<scalar_t>(sorted, static_cast<scalar_t>(iou_threshold), legacy);
+  at::Tensor keep = at::empty({static_cast<int64_t>(kept.size())}, boxes.options().dtype(at::kLong));
+  int64_t* keep_ptr = keep.data_ptr<int64_t>();
+  for (size_t k = 0; k < kept.size(); ++k) {
+    keep_ptr[k] = order_ptr[kept[k]];
+  }
+  return keep;
 }
 
 at::Tensor nms_cpu(const at::Tensor& boxes, const at::Tensor& scores, double iou_threshold, bool legacy) {

@@ -14,6 +14,18 @@ resolutions of what the paper leaves open, on pysalient's RetinaNet pieces with 
 
 In training the network picks the mask branch's pixels itself (:mod:`.targets`), so the sampling runs inside the
 (DDP) forward as the family contract asks; the fusion runs at those pixels only.
+
+The report's open points and the reading taken for each (all its recommendations, except where noted):
+B1 pysalient's RetinaNet with detectron2 conventions; B2 a practical SGD recipe by default, the paper's
+Adam 1e-5 + clipnorm 1e-3 as the named recipe ``"paper"`` (:mod:`.family`); B3-B5 the §3.2 fusion (the
+``c33_1246`` variant is not built); B6-B11 above; B12 targets cropped to the ground-truth box (RoIAlign aligned,
+>= 0.5); B13 duplicate pixels kept (no ``dedupe_pixels`` option); B14 no fallback (an image without an anchor above
+0.7 has mask loss 0); B15 loss weights 1 : 1 : 1, mask BCE mean over N x 32 x 32; B16-B21 above (the spatial gate is
+``gate_channels=1``; no ``detach_top_down`` option); B22-B24 RetinaNet post-processing then masks of the kept
+detections, pasted with detectron2's paste (:mod:`.detector`); B25 500 / 833; B26 flips in the practical recipe, none
+in ``"paper"``; B27 deltas with weights 1 and smooth L1 beta 0.1, but normalised by the batch's positive count
+(torchvision, keras) instead of detectron2's moving average; B28 low-quality matches on; B29 anchor offset 0;
+B31 frozen BN.
 """
 
 from __future__ import annotations
