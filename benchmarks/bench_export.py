@@ -75,6 +75,9 @@ def measure(
     """Table rows (one per thread count): eager, then each export format, for one model / device / precision."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # entries without trained weights warn; latency does not care
+        # Seeded: an entry without weights gets the same random weights in every run, so that exports kept in
+        # --export-dir hold the network timed eagerly (for detectors the weights set how many masks get decoded).
+        torch.manual_seed(0)
         model = pysalient.load(name, device=device)
     image = np.random.default_rng(0).integers(0, 256, (480, 640, 3), dtype=np.uint8)
 

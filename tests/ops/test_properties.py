@@ -38,10 +38,11 @@ def well_formed(values: list) -> torch.Tensor:
     values=strategies.lists(box, max_size=40),
     scores=strategies.lists(strategies.floats(0.0, 1.0, width=32), min_size=40, max_size=40),
     threshold=strategies.floats(0.0, 1.0),
+    dtype=strategies.sampled_from([torch.float32, torch.float64]),
 )
-def test_nms_keeps_a_greedy_non_overlapping_set_equal_to_the_reference(values, scores, threshold) -> None:
-    boxes = well_formed(values)
-    score = torch.tensor(scores[: boxes.shape[0]], dtype=torch.float32)
+def test_nms_keeps_a_greedy_non_overlapping_set_equal_to_the_reference(values, scores, threshold, dtype) -> None:
+    boxes = well_formed(values).to(dtype)
+    score = torch.tensor(scores[: boxes.shape[0]], dtype=dtype)
     keep = ops.nms(boxes, score, threshold)
     assert torch.equal(keep, _reference.nms(boxes, score, threshold))
     assert bool((score[keep][:-1] >= score[keep][1:]).all())
@@ -62,11 +63,12 @@ def test_nms_keeps_a_greedy_non_overlapping_set_equal_to_the_reference(values, s
     sampling=strategies.integers(-1, 3),
     aligned=strategies.booleans(),
     scale=strategies.sampled_from([1.0, 0.5, 0.125]),
+    dtype=strategies.sampled_from([torch.float32, torch.float64]),
 )
-def test_roi_align_equals_the_reference_on_any_box(values, batch, output, sampling, aligned, scale) -> None:
-    features = torch.randn(2, 3, 11, 9, generator=torch.Generator().manual_seed(len(values)))
-    boxes = boxes_of(values)
-    rois = torch.cat([torch.tensor(batch[: boxes.shape[0]], dtype=torch.float32)[:, None], boxes], dim=1)
+def test_roi_align_equals_the_reference_on_any_box(values, batch, output, sampling, aligned, scale, dtype) -> None:
+    features = torch.randn(2, 3, 11, 9, generator=torch.Generator().manual_seed(len(values)), dtype=dtype)
+    boxes = boxes_of(values).to(dtype)
+    rois = torch.cat([torch.tensor(batch[: boxes.shape[0]], dtype=dtype)[:, None], boxes], dim=1)
     ours = ops.roi_align(features, rois, output, scale, sampling, aligned)
     (reference,) = _reference.multilevel_roi_align([features], rois, [scale], [output], sampling, aligned)
     torch.testing.assert_close(ours, reference, atol=1e-5, rtol=1e-5)
@@ -112,9 +114,15 @@ logit = strategies.one_of(strategies.floats(-30.0, 30.0, width=32), special)
 
 
 @SETTINGS
-@given(n=strategies.integers(0, 5), k=strategies.integers(0, 4), p=strategies.integers(0, 30), data=strategies.data())
-def test_dice_cost_equals_the_reference_for_any_logits_nan_and_inf_included(n, k, p, data) -> None:
-    logits = torch.tensor(data.draw(strategies.lists(logit, min_size=n * p, max_size=n * p)), dtype=torch.float32)
+@given(
+    n=strategies.integers(0, 5),
+    k=strategies.integers(0, 4),
+    p=strategies.integers(0, 30),
+    dtype=strategies.sampled_from([torch.float32, torch.float64, torch.float16]),
+    data=strategies.data(),
+)
+def test_dice_cost_equals_the_reference_for_any_logits_nan_and_inf_included(n, k, p, dtype, data) -> None:
+    logits = torch.tensor(data.draw(strategies.lists(logit, min_size=n * p, max_size=n * p)), dtype=dtype)
     targets = torch.tensor(data.draw(strategies.lists(strategies.booleans(), min_size=k * p, max_size=k * p)))
     logits, targets = logits.reshape(n, p), targets.reshape(k, p)
     torch.testing.assert_close(

@@ -15,7 +15,7 @@ from typing import Any, Dict, List, Tuple
 
 from pysalient.inputs import InputSpec
 from pysalient.models.family import DEFAULT_CONF, FamilyConfig, InferenceSpec
-from pysalient.models.registry import register_model
+from pysalient.models.registry import WeightsSpec, register_model
 
 BACKBONE_NAMES = ("resnet18", "resnet34", "resnet50", "resnet101")
 STRIDES = (8, 16, 32, 64, 128)  # P3..P7
@@ -220,8 +220,9 @@ class SPRNetConfig(FamilyConfig):
 
 @register_model("sprnet_r50", family="sprnet")
 def sprnet_r50(num_classes: int = 1, **changes: Any) -> SPRNetConfig:
-    """ResNet-50 (FrozenBN) + gated FPN P3-P7 + RetinaNet head + single-pixel-reconstruction masks: the paper's
-    SPRNet R50-GFPN at 500 px."""
+    """The paper's SPRNet R50-GFPN: ResNet-50 (FrozenBN), gated FPN P3-P7, RetinaNet head, SPR masks, 500 px.
+
+    No official code or weights exist; see :mod:`pysalient.models.sprnet.model` for every reading taken."""
     return SPRNetConfig(num_classes=num_classes, **changes)
 
 
@@ -249,10 +250,28 @@ def light_defaults() -> Dict[str, Any]:
     }
 
 
-@register_model("sprnet_r18_light", family="sprnet", default=True)
+# The light model is the family default: trained on SynthSIS, its weights ship with the package (recipe and
+# measurements in benchmarks/RESULTS.md). A synthetic demo: fit for SynthSIS-like scenes, not for photographs.
+SYNTHSIS_R18_LIGHT = WeightsSpec(
+    url="weights/sprnet_r18_light_synthsis-3300d8b2.pth",
+    sha256="3300d8b28e65ad75ac02a675ce755751c09f238c5c5631617cd880949090bff1",
+    class_names=("salient",),
+    input_size=256,
+    metrics={
+        "dataset": "SynthSIS test split, 300 images of 256x256, seed 7 (never used for training)",
+        "AP": 59.50,
+        "AP50": 93.16,
+        "AP70": 73.93,
+        "AP75": 61.90,
+    },
+    trained_on="SynthSIS only (procedural shapes on procedural backgrounds, 1 class)",
+    fit_for="synthetic demo, not fit for photographs",
+)
+
+
+@register_model("sprnet_r18_light", family="sprnet", default=True, weights=SYNTHSIS_R18_LIGHT)
 def sprnet_r18_light(num_classes: int = 1, **changes: Any) -> SPRNetConfig:
-    """Half-width ResNet-18 (BN), 64-channel gated FPN, 2-convolution RetinaNet subnets, 64-wide SPR decoder: trains
-    on a CPU.
+    """CPU-sized SPRNet: half-width ResNet-18 (BN), 64-channel gated FPN, 2-conv subnets, 64-wide SPR decoder.
 
     Not an official architecture: every SPRNet component is kept (gated FPN P3-P7, 9 anchors per cell, focal and
     smooth-L1 losses, the fusion with dilations 2/4/6, three deconvolutions to 8 x 8, two up-samplings to 32 x 32 with
