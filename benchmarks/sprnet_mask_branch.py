@@ -1,9 +1,9 @@
 """Cost of SPRNet's mask branch: the fusion computed at the sampled pixels only against the dense fusion.
 
 For a pyramid of the given input size and ``--detections`` pixels spread over its levels, times (median of
-``--repeats`` runs, both variants interleaved in one process) the fusion + decoder of the SPR branch two ways:
-point-sampled (the default: the 28 taps of each pixel, four matrix products) and dense (the four convolutions over
-every level, then indexed). Prints a Markdown table and appends it to ``benchmarks/RESULTS.md`` unless
+``--repeats`` runs, interleaved in one process) the fusion of the SPR branch two ways, point-sampled (the default:
+the 28 taps of each pixel, four matrix products) and dense (the four convolutions over every level, then indexed),
+and the decoder of the same pixels. Prints a Markdown table and appends it to ``benchmarks/RESULTS.md`` unless
 ``--no-write``.
 
     python benchmarks/sprnet_mask_branch.py --models sprnet_r18_light sprnet_r50 --imgsz 320 640 --threads 1 2
@@ -54,7 +54,7 @@ def spread_pixels(shapes: Sequence[Sequence[int]], count: int, seed: int = 0) ->
 
 
 def measure(model: str, imgsz: int, detections: int, threads: int, repeats: int) -> Dict[str, float]:
-    """Point-sampled and dense mask-branch times (ms) of ``model``'s widths on an ``imgsz`` square input."""
+    """Point-sampled and dense fusion and decoder times (ms) of ``model``'s widths on an ``imgsz`` square input."""
     torch.set_num_threads(threads)
     entry = get_model_entry(model)
     network = get_family(entry.family).build(entry.make_config()).eval()
@@ -69,8 +69,8 @@ def measure(model: str, imgsz: int, detections: int, threads: int, repeats: int)
         fused = branch.point_fusion(levels, batch, level, ys, xs)
         times = median_ms(
             {
-                "point": lambda: branch(levels, batch, level, ys, xs),
-                "dense": lambda: branch(levels, batch, level, ys, xs, dense=True),
+                "point": lambda: branch.point_fusion(levels, batch, level, ys, xs),
+                "dense": lambda: branch.indexed_dense_fusion(levels, batch, level, ys, xs),
                 "decoder": lambda: branch.decode(fused),
             },
             repeats,
@@ -93,10 +93,11 @@ def main(argv: Sequence[str] = ()) -> str:
         "",
         f"`python benchmarks/sprnet_mask_branch.py --models {' '.join(args.models)} --imgsz "
         f"{' '.join(map(str, args.imgsz))} --threads {' '.join(map(str, args.threads))} --detections "
-        f"{args.detections} --repeats {args.repeats}`: fusion + decoder of {args.detections} pixels of one image "
-        "(median ms; the decoder alone in the last column).",
+        f"{args.detections} --repeats {args.repeats}`: the fusion of {args.detections} pixels of one image computed "
+        "at the pixels only and densely over every level, and the decoder of those pixels (median ms; the branch "
+        "costs fusion + decoder).",
         "",
-        "| model | imgsz | threads | point-sampled | dense | dense / point | decoder only |",
+        "| model | imgsz | threads | fusion at the pixels | dense fusion | dense / pixels | decoder |",
         "|---|---|---|---|---|---|---|",
     ]
     for model in args.models:
