@@ -15,8 +15,8 @@ from typing import Any, Dict, List, Tuple
 from pysalient.inputs import InputSpec
 from pysalient.models.family import DEFAULT_CONF, FamilyConfig, InferenceSpec
 from pysalient.models.registry import PublishedWeights, WeightsSpec, register_model
+from pysalient.models.resnet_options import resnet_kwargs, resnet_problems
 
-BACKBONE_NAMES = ("resnet18", "resnet34", "resnet50", "resnet101")
 # Smallest padded side: P7 (stride 128) keeps 2 x 2 cells (see RDPNetConfig.input_spec).
 MIN_PADDED_SIZE = 160
 CAFFE2_MEAN_BGR = (102.9801, 115.9465, 122.7717)
@@ -84,14 +84,9 @@ class RDPNetConfig(FamilyConfig):
     def validate(self) -> List[str]:
         """Every problem of the config (the base class raises them as one ValueError)."""
         problems = super().validate()
-        if self.backbone not in BACKBONE_NAMES:
-            problems.append(f"backbone must be one of {BACKBONE_NAMES}, got {self.backbone!r}")
-        if self.backbone_norm not in ("FrozenBN", "BN", "GN"):
-            problems.append(f"backbone_norm must be 'FrozenBN', 'BN' or 'GN', got {self.backbone_norm!r}")
-        if not 0 <= self.backbone_freeze_at <= 5:
-            problems.append(f"backbone_freeze_at must lie in [0, 5], got {self.backbone_freeze_at}")
-        if self.backbone_width_multiplier <= 0:
-            problems.append(f"backbone_width_multiplier must be positive, got {self.backbone_width_multiplier}")
+        problems += resnet_problems(
+            self.backbone, self.backbone_norm, self.backbone_freeze_at, self.backbone_width_multiplier
+        )
         if self.frozen_bn_eps < 0:
             problems.append(f"frozen_bn_eps must be >= 0, got {self.frozen_bn_eps}")
         for name in ("fpn_channels", "head_channels", "mask_channels"):
@@ -152,17 +147,14 @@ class RDPNetConfig(FamilyConfig):
 
     def backbone_kwargs(self) -> Dict[str, Any]:
         """Keyword arguments of :func:`pysalient.backbones.build_backbone` for this config."""
-        kwargs: Dict[str, Any] = {
-            "norm": self.backbone_norm,
-            "freeze_at": self.backbone_freeze_at,
-            "stride_in_1x1": self.stride_in_1x1,
-            "frozen_bn_eps": self.frozen_bn_eps,
-            "out_features": ["res3", "res4", "res5"],
-        }
-        if self.backbone_width_multiplier != 1.0:
-            width = max(8, int(round(64 * self.backbone_width_multiplier)))
-            kwargs.update(stem_out_channels=width, width_per_group=width)
-        return kwargs
+        return resnet_kwargs(
+            self.backbone_norm,
+            self.backbone_freeze_at,
+            self.frozen_bn_eps,
+            ["res3", "res4", "res5"],
+            self.backbone_width_multiplier,
+            stride_in_1x1=self.stride_in_1x1,
+        )
 
 
 # The authors' ISOD model (yuhuan-wu/RDPNet README, "Test / Evaluation / Results"; CC BY-NC-SA 4.0).

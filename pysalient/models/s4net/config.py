@@ -16,8 +16,8 @@ from typing import Any, Dict, List, Tuple
 from pysalient.inputs import InputSpec
 from pysalient.models.family import DEFAULT_CONF, FamilyConfig, InferenceSpec
 from pysalient.models.registry import WeightsSpec, register_model
+from pysalient.models.resnet_options import resnet_kwargs, resnet_problems
 
-BACKBONE_NAMES = ("resnet18", "resnet34", "resnet50", "resnet101")
 MASKING_MODES = ("binary", "expanded_binary", "ternary")
 CAFFE_MEAN_BGR = (102.98, 115.95, 122.77)
 STRIDES = (4, 8, 16, 32, 64)  # P2..P6
@@ -98,14 +98,9 @@ class S4NetConfig(FamilyConfig):
     def validate(self) -> List[str]:
         """Every problem of the config (the base class raises them as one ValueError)."""
         problems = super().validate()
-        if self.backbone not in BACKBONE_NAMES:
-            problems.append(f"backbone must be one of {BACKBONE_NAMES}, got {self.backbone!r}")
-        if self.backbone_norm not in ("FrozenBN", "BN", "GN"):
-            problems.append(f"backbone_norm must be 'FrozenBN', 'BN' or 'GN', got {self.backbone_norm!r}")
-        if not 0 <= self.backbone_freeze_at <= 5:
-            problems.append(f"backbone_freeze_at must lie in [0, 5], got {self.backbone_freeze_at}")
-        if self.backbone_width_multiplier <= 0:
-            problems.append(f"backbone_width_multiplier must be positive, got {self.backbone_width_multiplier}")
+        problems += resnet_problems(
+            self.backbone, self.backbone_norm, self.backbone_freeze_at, self.backbone_width_multiplier
+        )
         if min(self.fpn_channels, self.head_channels) < 1 or len(self.seg_channels) != 2 or min(self.seg_channels) < 1:
             problems.append(
                 f"fpn_channels, head_channels and the two seg_channels must be positive, got {self.fpn_channels}, "
@@ -164,16 +159,13 @@ class S4NetConfig(FamilyConfig):
 
     def backbone_kwargs(self) -> Dict[str, Any]:
         """Keyword arguments of :func:`pysalient.backbones.build_backbone` for this config."""
-        kwargs: Dict[str, Any] = {
-            "norm": self.backbone_norm,
-            "freeze_at": self.backbone_freeze_at,
-            "frozen_bn_eps": self.frozen_bn_eps,
-            "out_features": ["res2", "res3", "res4", "res5"],
-        }
-        if self.backbone_width_multiplier != 1.0:
-            width = max(8, int(round(64 * self.backbone_width_multiplier)))
-            kwargs.update(stem_out_channels=width, width_per_group=width)
-        return kwargs
+        return resnet_kwargs(
+            self.backbone_norm,
+            self.backbone_freeze_at,
+            self.frozen_bn_eps,
+            ["res2", "res3", "res4", "res5"],
+            self.backbone_width_multiplier,
+        )
 
 
 @register_model("s4net_r50", family="s4net")
