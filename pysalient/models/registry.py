@@ -44,6 +44,23 @@ class WeightsSpec:
     fit_for: str = ""
 
 
+SYNTHSIS_TEST_SPLIT = "SynthSIS test split, 300 images of 256x256, seed 7 (never used for training)"
+
+
+def synthsis_demo_weights(file_name: str, sha256: str, input_size: int, mask_ap: Mapping[str, float]) -> WeightsSpec:
+    """The :class:`WeightsSpec` of a light entry's weights shipped in the package: trained on SynthSIS only (one class,
+    "salient"), a synthetic demo; ``mask_ap`` holds the held-out test split's AP, AP50, AP70, AP75."""
+    return WeightsSpec(
+        url=f"weights/{file_name}",
+        sha256=sha256,
+        class_names=("salient",),
+        input_size=input_size,
+        metrics={"dataset": SYNTHSIS_TEST_SPLIT, **dict(mask_ap)},
+        trained_on="SynthSIS only (procedural shapes on procedural backgrounds, 1 class)",
+        fit_for="synthetic demo, not fit for photographs",
+    )
+
+
 @dataclass(frozen=True)
 class PublishedWeights:
     """Trained weights published by an architecture's authors, which pysalient does not ship or download (their

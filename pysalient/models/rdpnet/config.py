@@ -14,7 +14,7 @@ from typing import Any, Dict, List, Tuple
 
 from pysalient.inputs import InputSpec
 from pysalient.models.family import DEFAULT_CONF, FamilyConfig, InferenceSpec
-from pysalient.models.registry import PublishedWeights, WeightsSpec, register_model
+from pysalient.models.registry import PublishedWeights, register_model, synthsis_demo_weights
 from pysalient.models.resnet_options import resnet_kwargs, resnet_problems
 
 # Smallest padded side: P7 (stride 128) keeps 2 x 2 cells (see RDPNetConfig.input_spec).
@@ -174,20 +174,11 @@ def rdpnet_r50(num_classes: int = 1, **changes: Any) -> RDPNetConfig:
 
 # The light model is the family default: trained on SynthSIS, its weights ship with the package (recipe and
 # measurements in benchmarks/RESULTS.md). A synthetic demo: fit for SynthSIS-like scenes, not for photographs.
-SYNTHSIS_R18_LIGHT = WeightsSpec(
-    url="weights/rdpnet_r18_light_synthsis-f460c17c.pth",
-    sha256="f460c17ca4ded830c61bbc7489f67d597e190f9665faf630bd00ba34984b40d4",
-    class_names=("salient",),
-    input_size=224,
-    metrics={
-        "dataset": "SynthSIS test split, 300 images of 256x256, seed 7 (never used for training)",
-        "AP": 73.40,
-        "AP50": 93.87,
-        "AP70": 87.23,
-        "AP75": 82.48,
-    },
-    trained_on="SynthSIS only (procedural shapes on procedural backgrounds, 1 class)",
-    fit_for="synthetic demo, not fit for photographs",
+SYNTHSIS_R18_LIGHT = synthsis_demo_weights(
+    "rdpnet_r18_light_synthsis-f460c17c.pth",
+    "f460c17ca4ded830c61bbc7489f67d597e190f9665faf630bd00ba34984b40d4",
+    224,
+    {"AP": 73.40, "AP50": 93.87, "AP70": 87.23, "AP75": 82.48},
 )
 
 

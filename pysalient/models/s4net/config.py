@@ -15,7 +15,7 @@ from typing import Any, Dict, List, Tuple
 
 from pysalient.inputs import InputSpec
 from pysalient.models.family import DEFAULT_CONF, FamilyConfig, InferenceSpec
-from pysalient.models.registry import WeightsSpec, register_model
+from pysalient.models.registry import register_model, synthsis_demo_weights
 from pysalient.models.resnet_options import resnet_kwargs, resnet_problems
 
 MASKING_MODES = ("binary", "expanded_binary", "ternary")
@@ -176,20 +176,11 @@ def s4net_r50(num_classes: int = 1, **changes: Any) -> S4NetConfig:
 
 # The light model is the family default: trained on SynthSIS, its weights ship with the package (recipe and
 # measurements in benchmarks/RESULTS.md). A synthetic demo: fit for SynthSIS-like scenes, not for photographs.
-SYNTHSIS_R18_LIGHT = WeightsSpec(
-    url="weights/s4net_r18_light_synthsis-b6d46fb7.pth",
-    sha256="b6d46fb77fe3e98441a90e2be84ee2a820b99195c09b9077cdd1042080c768b7",
-    class_names=("salient",),
-    input_size=256,
-    metrics={
-        "dataset": "SynthSIS test split, 300 images of 256x256, seed 7 (never used for training)",
-        "AP": 51.15,
-        "AP50": 82.78,
-        "AP70": 63.48,
-        "AP75": 54.07,
-    },
-    trained_on="SynthSIS only (procedural shapes on procedural backgrounds, 1 class)",
-    fit_for="synthetic demo, not fit for photographs",
+SYNTHSIS_R18_LIGHT = synthsis_demo_weights(
+    "s4net_r18_light_synthsis-b6d46fb7.pth",
+    "b6d46fb77fe3e98441a90e2be84ee2a820b99195c09b9077cdd1042080c768b7",
+    256,
+    {"AP": 51.15, "AP50": 82.78, "AP70": 63.48, "AP75": 54.07},
 )
 
 

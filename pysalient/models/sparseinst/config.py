@@ -14,7 +14,7 @@ from typing import Any, Dict, List, Tuple
 
 from pysalient.inputs import InputSpec
 from pysalient.models.family import DEFAULT_CONF, FamilyConfig, InferenceSpec
-from pysalient.models.registry import PublishedWeights, WeightsSpec, register_model
+from pysalient.models.registry import PublishedWeights, register_model, synthsis_demo_weights
 
 DECODER_KINDS = ("base", "giam", "soft")
 BACKBONE_NAMES = ("resnet18", "resnet34", "resnet50", "resnet101", "mobilenetv2")
@@ -207,20 +207,11 @@ def sparseinst_mbv2_tiny(num_classes: int = 1, **changes: Any) -> SparseInstConf
 
 # The light ResNet model is the family default: trained on SynthSIS, its weights ship with the package
 # (recipe and measurements in benchmarks/RESULTS.md).
-SYNTHSIS_R18_LIGHT = WeightsSpec(
-    url="weights/sparseinst_r18_light_synthsis-76e1be60.pth",
-    sha256="76e1be60361f20788869ebbe0e58c0e73e40e9523cf80963bd34cbc842fd91dc",
-    class_names=("salient",),
-    input_size=224,
-    metrics={
-        "dataset": "SynthSIS test split, 300 images of 256x256, seed 7 (never used for training)",
-        "AP": 74.60,
-        "AP50": 96.28,
-        "AP70": 89.64,
-        "AP75": 85.63,
-    },
-    trained_on="SynthSIS only (procedural shapes on procedural backgrounds, 1 class)",
-    fit_for="synthetic demo, not fit for photographs",
+SYNTHSIS_R18_LIGHT = synthsis_demo_weights(
+    "sparseinst_r18_light_synthsis-76e1be60.pth",
+    "76e1be60361f20788869ebbe0e58c0e73e40e9523cf80963bd34cbc842fd91dc",
+    224,
+    {"AP": 74.60, "AP50": 96.28, "AP70": 89.64, "AP75": 85.63},
 )
 
 

@@ -15,7 +15,7 @@ from typing import Any, Dict, List, Tuple
 
 from pysalient.inputs import InputSpec
 from pysalient.models.family import DEFAULT_CONF, FamilyConfig, InferenceSpec
-from pysalient.models.registry import WeightsSpec, register_model
+from pysalient.models.registry import register_model, synthsis_demo_weights
 from pysalient.models.resnet_options import resnet_kwargs, resnet_problems
 
 STRIDES = (8, 16, 32, 64, 128)  # P3..P7
@@ -244,20 +244,11 @@ def light_defaults() -> Dict[str, Any]:
 
 # The light model is the family default: trained on SynthSIS, its weights ship with the package (recipe and
 # measurements in benchmarks/RESULTS.md). A synthetic demo: fit for SynthSIS-like scenes, not for photographs.
-SYNTHSIS_R18_LIGHT = WeightsSpec(
-    url="weights/sprnet_r18_light_synthsis-3300d8b2.pth",
-    sha256="3300d8b28e65ad75ac02a675ce755751c09f238c5c5631617cd880949090bff1",
-    class_names=("salient",),
-    input_size=256,
-    metrics={
-        "dataset": "SynthSIS test split, 300 images of 256x256, seed 7 (never used for training)",
-        "AP": 59.50,
-        "AP50": 93.16,
-        "AP70": 73.93,
-        "AP75": 61.90,
-    },
-    trained_on="SynthSIS only (procedural shapes on procedural backgrounds, 1 class)",
-    fit_for="synthetic demo, not fit for photographs",
+SYNTHSIS_R18_LIGHT = synthsis_demo_weights(
+    "sprnet_r18_light_synthsis-3300d8b2.pth",
+    "3300d8b28e65ad75ac02a675ce755751c09f238c5c5631617cd880949090bff1",
+    256,
+    {"AP": 59.50, "AP50": 93.16, "AP70": 73.93, "AP75": 61.90},
 )
 
 
