@@ -86,7 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--config", help="YAML file of training settings")
     train.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="settings overriding the config file")
 
-    evaluate = add("eval", _command_eval, "COCO mask and box AP of a model on a COCO-json dataset")
+    evaluate = add("eval", _command_eval, "COCO mask and box AP and AR of a model on a COCO-json dataset")
     _add_model_arguments(evaluate)
     evaluate.add_argument("--data", required=True, help="COCO instances json of the ground truth")
     evaluate.add_argument("--image-root", help="folder of the images (found next to the json if unset)")
@@ -96,6 +96,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     evaluate.add_argument("--batch", type=_positive_int, default=4, help="images per forward pass (default 4)")
     evaluate.add_argument("--class-agnostic", action="store_true", default=None, help="ignore categories")
+    evaluate.add_argument(
+        "--max-dets",
+        type=_positive_int,
+        nargs="+",
+        default=[1, 10, 100],
+        metavar="N",
+        help="detections per image of the average recalls AR@N (default 1 10 100; proposals: 10 100 1000)",
+    )
     evaluate.add_argument("--save-dir", type=Path, help="output folder (default runs/eval/exp, auto-numbered)")
 
     add("models", _command_models, "list the registered models and whether they have weights")
@@ -189,6 +197,7 @@ def _command_eval(args: argparse.Namespace) -> int:
             save_json=Path(scratch) / "predictions.json",
             class_agnostic=args.class_agnostic,
             verbose=args.verbose,
+            max_dets=args.max_dets,
         )
         save_dir = args.save_dir or new_run_dir(Path("runs") / "eval", "exp")
         save_dir.mkdir(parents=True, exist_ok=True)

@@ -210,11 +210,12 @@ def test_eval_prints_a_table_and_writes_metrics_and_detections(tmp_path, capsys)
     arguments = ["eval", "--model", "sparseinst_mbv2_tiny", "--data", str(json_path), "--imgsz", "64"]
     assert main([*arguments, "--device", "cpu", "--save-dir", str(save_dir)]) == 0
     out = capsys.readouterr().out
-    assert out.splitlines()[0].split() == ["AP", "AP50", "AP70", "AP75", "APs", "APm", "APl"]
+    header = ["AP", "AP50", "AP70", "AP75", "APs", "APm", "APl"]
+    assert out.splitlines()[0].split() == [*header, "AR@1", "AR@10", "AR@100"]
     assert out.splitlines()[1].startswith("segm") and out.splitlines()[2].startswith("bbox")
     report = json.loads((save_dir / "metrics.json").read_text())
     assert report["model"] == "sparseinst_mbv2_tiny" and report["imgsz"] == 64
-    assert len(report["metrics"]) == 14 and report["metrics"]["APl"] is None  # no large instance: null, not NaN
+    assert len(report["metrics"]) == 20 and report["metrics"]["APl"] is None  # no large instance: null, not NaN
     assert all(0 <= value <= 100 for value in report["metrics"].values() if value is not None)
     ground_truth = COCO(str(json_path))
     ground_truth.loadRes(str(save_dir / "predictions.json"))  # a valid COCO results file of this dataset

@@ -43,6 +43,10 @@ class ResNetConfig:
             the 3x3 one (detectron2's default, torchvision's ResNet v1.5). Basic blocks ignore it.
         frozen_bn_eps: epsilon of every FrozenBN layer (detectron2 1e-5; maskrcnn-benchmark's FrozenBN has none:
             0.0).
+        replace_stride_with_dilation: for res3, res4 and res5, whether the stage keeps the resolution and dilates
+            its 3x3 convolutions instead of striding (torchvision's option of the same name: the first block of a
+            dilated stage uses the previous dilation, the others the new one). ``(False, True, True)`` gives
+            output stride 8 (DeepLab, InstanceFCN). Dilation adds no parameters: checkpoints load unchanged.
     """
 
     depth: int = 50
@@ -53,6 +57,7 @@ class ResNetConfig:
     width_per_group: int = 64
     stride_in_1x1: bool = False
     frozen_bn_eps: float = 1e-5
+    replace_stride_with_dilation: Tuple[bool, bool, bool] = (False, False, False)
 
 
 class BasicStem(nn.Module):
@@ -70,15 +75,17 @@ class BasicStem(nn.Module):
 class BasicBlock(nn.Module):
     """Two 3x3 convolutions with an identity or 1x1-projection shortcut (ResNet-18/34)."""
 
-    def __init__(self, in_channels: int, out_channels: int, stride: int, norm: str) -> None:
+    def __init__(self, in_channels: int, out_channels: int, stride: int, norm: str, dilation: int = 1) -> None:
         super().__init__()
         self.shortcut = (
             ConvNorm(in_channels, out_channels, 1, stride=stride, norm=norm)
             if in_channels != out_channels or stride != 1
             else None
         )
-        self.conv1 = ConvNorm(in_channels, out_channels, 3, stride=stride, padding=1, norm=norm)
-        self.conv2 = ConvNorm(out_channels, out_channels, 3, padding=1, norm=norm)
+        self.conv1 = ConvNorm(
+            in_channels, out_channels, 3, stride=stride, padding=dilation, dilation=dilation, norm=norm
+        )
+        self.conv2 = ConvNorm(out_channels, out_channels, 3, padding=dilation, dilation=dilation, norm=norm)
 
     def forward(self, x: Tensor) -> Tensor:
         """x: [B, C_in, H, W] -> [B, C_out, H/stride, W/stride]."""
@@ -97,6 +104,7 @@ class BottleneckBlock(nn.Module):
         stride: int,
         norm: str,
         stride_in_1x1: bool = False,
+        dilation: int = 1,
     ) -> None:
         super().__init__()
         self.shortcut = (
@@ -106,7 +114,15 @@ class BottleneckBlock(nn.Module):
         )
         stride_1x1, stride_3x3 = (stride, 1) if stride_in_1x1 else (1, stride)
         self.conv1 = ConvNorm(in_channels, bottleneck_channels, 1, stride=stride_1x1, norm=norm)
-        self.conv2 = ConvNorm(bottleneck_channels, bottleneck_channels, 3, stride=stride_3x3, padding=1, norm=norm)
+        self.conv2 = ConvNorm(
+            bottleneck_channels,
+            bottleneck_channels,
+            3,
+            stride=stride_3x3,
+            padding=dilation,
+            dilation=dilation,
+            norm=norm,
+        )
         self.conv3 = ConvNorm(bottleneck_channels, out_channels, 1, norm=norm)
 
     def forward(self, x: Tensor) -> Tensor:
@@ -144,6 +160,12 @@ class ResNet(nn.Module):
         in_channels = config.stem_out_channels
         stage_width = config.width_per_group
         last_stage = max(STAGE_NAMES.index(name) for name in self.out_features)
+        if len(config.replace_stride_with_dilation) != 3:
+            flags = config.replace_stride_with_dilation
+            raise ValueError(f"replace_stride_with_dilation needs 3 flags (res3, res4, res5), got {flags}")
+        dilated = (False, *[bool(flag) for flag in config.replace_stride_with_dilation])
+        stride_so_far = 4
+        dilation = 1
         for index, (name, num_blocks) in enumerate(zip(STAGE_NAMES, blocks_per_stage)):
             if index > last_stage:
                 # Stages after the last requested output hold no parameters (nothing dead to train or load).
@@ -151,21 +173,33 @@ class ResNet(nn.Module):
                 continue
             out_channels = stage_width * 4 if bottleneck else stage_width
             first_stride = 1 if index == 0 else 2
+            previous_dilation = dilation
+            if dilated[index]:
+                dilation *= first_stride
+                first_stride = 1
+            stride_so_far *= first_stride
             blocks = []
             for block_index in range(num_blocks):
                 stride = first_stride if block_index == 0 else 1
+                block_dilation = previous_dilation if block_index == 0 else dilation
                 if bottleneck:
                     blocks.append(
                         BottleneckBlock(
-                            in_channels, out_channels, stage_width, stride, config.norm, config.stride_in_1x1
+                            in_channels,
+                            out_channels,
+                            stage_width,
+                            stride,
+                            config.norm,
+                            config.stride_in_1x1,
+                            block_dilation,
                         )
                     )
                 else:
-                    blocks.append(BasicBlock(in_channels, out_channels, stride, config.norm))
+                    blocks.append(BasicBlock(in_channels, out_channels, stride, config.norm, block_dilation))
                 in_channels = out_channels
             self.add_module(name, nn.Sequential(*blocks))
             self.out_channels[name] = out_channels
-            self.out_strides[name] = 4 * 2**index
+            self.out_strides[name] = stride_so_far
             stage_width *= 2
         self.out_channels = {name: self.out_channels[name] for name in self.out_features}
         self.out_strides = {name: self.out_strides[name] for name in self.out_features}

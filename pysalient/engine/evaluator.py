@@ -25,10 +25,10 @@ from pysalient.utils.atomic import atomic_write_json
 if TYPE_CHECKING:
     from pysalient.engine.predictor import Predictor
 
-# Order of the first six entries of COCOeval.stats (area "all"/"small"/"medium"/"large", 100 detections).
-STATS_METRICS = ("AP", "AP50", "AP75", "APs", "APm", "APl")
 METRICS = ("AP", "AP50", "AP70", "AP75", "APs", "APm", "APl")
 AP70_IOU_INDEX = 4
+DEFAULT_MAX_DETS = (1, 10, 100)  # COCOeval's maxDets: AR@1, AR@10, AR@100 (proposal papers use 10, 100, 1000)
+AP_MAX_DETS = 100  # AP is read at 100 detections per image whatever the AR counts asked for
 IOU_TYPES = {"segm": "", "bbox": "bbox_"}  # iou type -> prefix of its metric names
 
 
@@ -38,8 +38,9 @@ def evaluate_predictions(
     iou_types: Sequence[str] = ("segm", "bbox"),
     class_agnostic: bool = False,
     verbose: bool = False,
+    max_dets: Sequence[int] = DEFAULT_MAX_DETS,
 ) -> Dict[str, float]:
-    """COCO AP of results-format detections against a ground-truth set.
+    """COCO AP and AR of results-format detections against a ground-truth set.
 
     Args:
         coco_gt: the ground truth (every annotation needs ``area``, ``iscrowd`` and, for segm, ``segmentation``).
@@ -48,15 +49,20 @@ def evaluate_predictions(
         iou_types: any of ``"segm"`` (metrics AP, AP50, ...) and ``"bbox"`` (bbox_AP, bbox_AP50, ...).
         class_agnostic: match detections to ground truth of any category (pycocotools ``useCats=0``).
         verbose: let pycocotools print its progress and summary tables.
+        max_dets: detections per image of the average recalls (COCOeval ``maxDets``): ``AR@N`` for each N, the
+            recall averaged over IoU 0.50:0.05:0.95 and categories, area "all", as ``COCOeval.stats[6:9]``.
+            InstanceFCN's segment-proposal protocol is ``(10, 100, 1000)``; AP always uses 100.
 
     Returns:
-        ``AP, AP50, AP70, AP75, APs, APm, APl`` in percent for each IoU type (bbox names prefixed ``bbox_``);
-        NaN where the dataset has no ground truth for that area range. With no detections every AP whose
-        ground truth exists is 0.
+        ``AP, AP50, AP70, AP75, APs, APm, APl`` and ``AR@N`` in percent for each IoU type (bbox names prefixed
+        ``bbox_``); NaN where the dataset has no ground truth for that area range. With no detections every AP
+        whose ground truth exists is 0.
 
     Raises:
-        ValueError: unknown IoU types, entries missing fields, image ids absent from the ground truth.
+        ValueError: unknown IoU types, entries missing fields, image ids absent from the ground truth, max_dets
+            that are not positive integers.
     """
+    max_dets = check_max_dets(max_dets)
     unknown_types = [iou_type for iou_type in iou_types if iou_type not in IOU_TYPES]
     if unknown_types or not iou_types:
         raise ValueError(f"iou_types must be a non-empty subset of {tuple(IOU_TYPES)}, got {tuple(iou_types)}")
@@ -64,7 +70,7 @@ def evaluate_predictions(
     metrics: Dict[str, float] = {}
     for iou_type in iou_types:
         _check_ground_truth(coco_gt, iou_type)
-        for name, value in _evaluate_one_type(coco_gt, results, iou_type, class_agnostic, verbose).items():
+        for name, value in _evaluate_one_type(coco_gt, results, iou_type, class_agnostic, verbose, max_dets).items():
             metrics[IOU_TYPES[iou_type] + name] = value
     return metrics
 
@@ -79,6 +85,7 @@ def evaluate_model(
     out_json: Union[None, str, os.PathLike] = None,
     class_agnostic: Optional[bool] = None,
     verbose: bool = False,
+    max_dets: Sequence[int] = DEFAULT_MAX_DETS,
 ) -> Dict[str, float]:
     """Predicts every image of a COCO-json dataset and evaluates the masks and boxes.
 
@@ -97,6 +104,8 @@ def evaluate_model(
             dataset several (a salient-instance model evaluated on a labelled set); then every ground-truth
             category counts as the model's single class.
         verbose: let pycocotools print its progress and summary tables.
+        max_dets: detections per image of the ``AR@N`` metrics; a count above 100 predicts up to that many
+            instances per image (``max_det``); otherwise the model's own cap applies.
 
     Returns:
         The metrics of :func:`evaluate_predictions` (segm and bbox).
@@ -107,6 +116,7 @@ def evaluate_model(
     """
     from pysalient.data import CocoInstanceDataset
 
+    max_dets = check_max_dets(max_dets)
     # The dataset validates the json, fills in fields COCOeval needs (iscrowd, area, bbox), finds the image
     # folder and reports missing images exactly as training does.
     dataset = CocoInstanceDataset(json_path, image_root=image_root)
@@ -118,7 +128,8 @@ def evaluate_model(
     category_ids, agnostic = category_mapping(model.names, coco_gt, class_agnostic)
     results: List[Dict[str, Any]] = []
     conf = EVALUATION_CONF if conf is None else conf
-    predictions = model.predict(paths, conf=conf, imgsz=imgsz, batch=batch, stream=True)
+    options: Dict[str, Any] = {"max_det": max(max_dets)} if max(max_dets) > AP_MAX_DETS else {}
+    predictions = model.predict(paths, conf=conf, imgsz=imgsz, batch=batch, stream=True, **options)
     for info, path, result in zip(infos, paths, predictions):
         if (info["height"], info["width"]) != result.image_size:
             raise ValueError(
@@ -129,7 +140,15 @@ def evaluate_model(
         results.extend(result.to_coco(info["id"], category_ids))
     if out_json is not None:
         write_json_atomic(out_json, results)
-    return evaluate_predictions(coco_gt, results, class_agnostic=agnostic, verbose=verbose)
+    return evaluate_predictions(coco_gt, results, class_agnostic=agnostic, verbose=verbose, max_dets=max_dets)
+
+
+def check_max_dets(max_dets: Sequence[int]) -> Tuple[int, ...]:
+    """``max_dets`` as a sorted tuple of distinct positive ints; ValueError naming the argument otherwise."""
+    values = tuple(max_dets) if isinstance(max_dets, (list, tuple)) else None
+    if not values or any(isinstance(value, bool) or not isinstance(value, int) or value < 1 for value in values):
+        raise ValueError(f"max_dets must be a non-empty list of positive ints (detections per image), got {max_dets!r}")
+    return tuple(sorted(set(values)))
 
 
 def category_mapping(
@@ -160,43 +179,71 @@ def write_json_atomic(path: Union[str, os.PathLike], data: Any) -> Path:
 
 
 def format_metrics(metrics: Mapping[str, float]) -> str:
-    """A two-row text table (one row per IoU type) of the metrics, NaN printed as ``-``."""
-    lines = ["      " + "".join(f"{name:>8}" for name in METRICS)]
+    """A two-row text table (one row per IoU type) of the metrics (AP columns, then the AR@N present), NaN printed
+    as ``-``."""
+    recalls = sorted((name for name in metrics if name.startswith("AR@")), key=lambda name: int(name[3:]))
+    names = [*METRICS, *recalls]
+    lines = ["      " + "".join(f"{name:>8}" for name in names)]
     for iou_type, prefix in IOU_TYPES.items():
         if prefix + "AP" not in metrics:
             continue
         cells = "".join(
-            f"{'-':>8}" if math.isnan(metrics[prefix + name]) else f"{metrics[prefix + name]:8.2f}" for name in METRICS
+            f"{'-':>8}" if math.isnan(metrics.get(prefix + name, math.nan)) else f"{metrics[prefix + name]:8.2f}"
+            for name in names
         )
         lines.append(f"{iou_type:<6}{cells}")
     return "\n".join(lines)
 
 
 def _evaluate_one_type(
-    coco_gt: COCO, results: Sequence[Mapping[str, Any]], iou_type: str, class_agnostic: bool, verbose: bool
+    coco_gt: COCO,
+    results: Sequence[Mapping[str, Any]],
+    iou_type: str,
+    class_agnostic: bool,
+    verbose: bool,
+    max_dets: Sequence[int] = DEFAULT_MAX_DETS,
 ) -> Dict[str, float]:
     entries = _entries_for(results, iou_type)
     output = contextlib.nullcontext() if verbose else contextlib.redirect_stdout(io.StringIO())
+    counts = sorted(set(max_dets) | {AP_MAX_DETS})
     with output:
         coco_dt = coco_gt.loadRes(entries) if entries else _empty_results(coco_gt)
         evaluator = COCOeval(coco_gt, coco_dt, iou_type)
         if class_agnostic:
             evaluator.params.useCats = 0
+        evaluator.params.maxDets = counts
         evaluator.evaluate()
         evaluator.accumulate()
-        evaluator.summarize()
     params = evaluator.params
     # AP70 is only meaningful if threshold index 4 really is 0.70 (pycocotools' default 0.50:0.05:0.95 grid).
     if params.iouThrs[AP70_IOU_INDEX] != 0.70:
         raise RuntimeError(f"COCOeval IoU threshold {AP70_IOU_INDEX} is {params.iouThrs[AP70_IOU_INDEX]}, not 0.70")
-    metrics = {name: _percent(value) for name, value in zip(STATS_METRICS, evaluator.stats[: len(STATS_METRICS)])}
-    # precision: [T IoU thresholds, R recall points, K categories, A area ranges, M max detections]
-    precision = evaluator.eval["precision"][
-        AP70_IOU_INDEX, :, :, params.areaRngLbl.index("all"), list(params.maxDets).index(100)
-    ]
-    valid = precision[precision > -1]
-    metrics["AP70"] = float(np.mean(valid) * 100) if valid.size else float("nan")
-    return {name: metrics[name] for name in METRICS}
+    # precision: [T IoU thresholds, R recall points, K categories, A area ranges, M max detections]; recall: [T, K, A,
+    # M]. Means over the entries > -1 (absent categories / areas), as COCOeval.summarize computes its stats.
+    precision, recall = evaluator.eval["precision"], evaluator.eval["recall"]
+    at_100 = counts.index(AP_MAX_DETS)
+    area = {label: params.areaRngLbl.index(label) for label in ("all", "small", "medium", "large")}
+    iou = {threshold: int(np.argmin(np.abs(params.iouThrs - threshold))) for threshold in (0.5, 0.7, 0.75)}
+    metrics = {
+        "AP": _mean_percent(precision[:, :, :, area["all"], at_100]),
+        "AP50": _mean_percent(precision[iou[0.5], :, :, area["all"], at_100]),
+        "AP70": _mean_percent(precision[iou[0.7], :, :, area["all"], at_100]),
+        "AP75": _mean_percent(precision[iou[0.75], :, :, area["all"], at_100]),
+        "APs": _mean_percent(precision[:, :, :, area["small"], at_100]),
+        "APm": _mean_percent(precision[:, :, :, area["medium"], at_100]),
+        "APl": _mean_percent(precision[:, :, :, area["large"], at_100]),
+    }
+    if verbose:
+        evaluator.summarize()
+    for count in max_dets:
+        metrics[f"AR@{count}"] = _mean_percent(recall[:, :, area["all"], counts.index(count)])
+    return metrics
+
+
+def _mean_percent(values: np.ndarray) -> float:
+    """Mean of the entries > -1 in percent, NaN when there are none (``COCOeval.summarize``'s rule)."""
+    valid = values[values > -1]
+    return float(np.mean(valid) * 100) if valid.size else float("nan")
 
 
 def _entries_for(results: Sequence[Mapping[str, Any]], iou_type: str) -> List[Dict[str, Any]]:
@@ -238,7 +285,3 @@ def _check_ground_truth(coco_gt: COCO, iou_type: str) -> None:
                 f"ground-truth annotation {annotation.get('id')} lacks {', '.join(missing)} "
                 f"(needed for {iou_type} evaluation)"
             )
-
-
-def _percent(value: float) -> float:
-    return float(value) * 100 if value >= 0 else float("nan")

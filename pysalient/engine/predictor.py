@@ -133,8 +133,9 @@ class Predictor:
         save_json: Union[None, str, os.PathLike] = None,
         class_agnostic: Optional[bool] = None,
         verbose: bool = False,
+        max_dets: Sequence[int] = (1, 10, 100),
     ) -> Dict[str, float]:
-        """COCO mask and box AP on a COCO-json dataset (see :func:`pysalient.engine.evaluator.evaluate_model`).
+        """COCO mask and box AP and AR on a COCO-json dataset (see :func:`pysalient.engine.evaluator.evaluate_model`).
 
         Args:
             data: the COCO instances json of the ground truth.
@@ -146,9 +147,11 @@ class Predictor:
             save_json: where to write the detections as a COCO results json, if anywhere.
             class_agnostic: ignore categories; None means only for a one-class model on a multi-class dataset.
             verbose: print pycocotools' summary tables.
+            max_dets: detections per image of the average recalls ``AR@N`` (COCOeval ``maxDets``; InstanceFCN's
+                proposal protocol is ``(10, 100, 1000)``); counts above 100 predict that many instances per image.
 
         Returns:
-            ``AP, AP50, AP70, AP75, APs, APm, APl`` (masks) and ``bbox_AP ...`` (boxes) in percent.
+            ``AP, AP50, AP70, AP75, APs, APm, APl, AR@N`` (masks) and ``bbox_AP ...`` (boxes) in percent.
         """
         from pysalient.engine.evaluator import evaluate_model  # pycocotools: imported on use
 
@@ -162,6 +165,7 @@ class Predictor:
             out_json=save_json,
             class_agnostic=class_agnostic,
             verbose=verbose,
+            max_dets=max_dets,
         )
 
     # ------------------------------------------------------------------------------------ subclass hooks

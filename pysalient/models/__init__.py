@@ -3,6 +3,7 @@
 Importing this package registers every family and its named entries with :mod:`.registry`.
 """
 
+from pysalient.models.instancefcn import family as _instancefcn_family  # noqa: F401  (registration)
 from pysalient.models.rdpnet import family as _rdpnet_family  # noqa: F401  (registration)
 from pysalient.models.registry import (
     FamilySpec,

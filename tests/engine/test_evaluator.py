@@ -91,9 +91,50 @@ def test_perfect_predictions_score_100() -> None:
     results = [detection(11, A, 0.9), detection(11, B, 0.8), detection(12, C, 0.7)]
     metrics = evaluate_predictions(ground_truth(), results)
     assert set(metrics) == {prefix + name for prefix in ("", "bbox_") for name in
-                            ("AP", "AP50", "AP70", "AP75", "APs", "APm", "APl")}  # fmt: skip
+                            ("AP", "AP50", "AP70", "AP75", "APs", "APm", "APl", "AR@1", "AR@10", "AR@100")}  # fmt: skip
     for prefix in ("", "bbox_"):
         assert_metrics(metrics, same_everywhere(100, 100, 100, 100), prefix)
+        # one detection per image finds A or B in image 11 and C in image 12: recall 2/3 at every IoU threshold
+        assert_metrics(metrics, {"AR@1": 200 / 3, "AR@10": 100.0, "AR@100": 100.0}, prefix)
+
+
+def test_average_recall_at_max_dets_equals_cocoeval_stats() -> None:
+    # Many detections of varied quality per image: the AR@N must be COCOeval.summarize's stats[6:9] for maxDets
+    # (10, 100, 1000) and the APs those of the default maxDets, whatever counts are asked for.
+    import contextlib
+    import io
+
+    from pycocotools.cocoeval import COCOeval
+
+    rng = np.random.default_rng(3)
+    results = []
+    for image_id, truth in ((11, A), (11, B), (12, C)):
+        for _ in range(700):
+            dy, dx = rng.integers(-4, 5, size=2)
+            shifted = np.roll(np.roll(truth, dy, axis=0), dx, axis=1)
+            results.append(detection(image_id, shifted, float(rng.uniform(0, 1))))
+    metrics = evaluate_predictions(ground_truth(), results, iou_types=("segm",), max_dets=[1000, 10, 100])
+    assert [name for name in metrics if name.startswith("AR@")] == ["AR@10", "AR@100", "AR@1000"]
+
+    def stats(max_dets: List[int]) -> np.ndarray:
+        coco_gt = ground_truth()
+        with contextlib.redirect_stdout(io.StringIO()):
+            evaluator = COCOeval(coco_gt, coco_gt.loadRes(results), "segm")
+            evaluator.params.maxDets = max_dets
+            evaluator.evaluate()
+            evaluator.accumulate()
+            evaluator.summarize()
+        return evaluator.stats * 100
+
+    proposal, standard = stats([10, 100, 1000]), stats([1, 10, 100])
+    assert metrics["AR@1000"] > metrics["AR@100"] > metrics["AR@10"] > 0
+    for index, name in zip((6, 7, 8), ("AR@10", "AR@100", "AR@1000")):
+        assert metrics[name] == pytest.approx(proposal[index], abs=1e-9)
+    for index, name in enumerate(("AP", "AP50", "AP75", "APs")):
+        assert metrics[name] == pytest.approx(standard[index], abs=1e-9)
+    for bad in ([], [0], [10, 1.5], "100", [True]):
+        with pytest.raises(ValueError, match="max_dets"):
+            evaluate_predictions(ground_truth(), results[:3], max_dets=bad)
 
 
 def test_missed_instance_caps_recall_at_two_thirds() -> None:
@@ -169,8 +210,10 @@ def test_results_are_not_modified_and_bad_results_are_rejected() -> None:
 def test_format_metrics_prints_nan_as_dash() -> None:
     table = format_metrics(evaluate_predictions(ground_truth(), [detection(11, A, 0.9)]))
     header, segm, bbox = table.splitlines()
-    assert header.split() == ["AP", "AP50", "AP70", "AP75", "APs", "APm", "APl"]
-    assert segm.split()[0] == "segm" and segm.split()[-2:] == ["-", "-"] and bbox.startswith("bbox")
+    assert header.split() == ["AP", "AP50", "AP70", "AP75", "APs", "APm", "APl", "AR@1", "AR@10", "AR@100"]
+    assert segm.split()[0] == "segm" and segm.split()[6:8] == ["-", "-"] and bbox.startswith("bbox")
+    # one of the three instances found: AR 1/3 at every count
+    assert segm.split()[-3:] == ["33.33"] * 3
 
 
 # ---- whole-model evaluation on a small dataset in the SynthSIS layout ----
