@@ -219,6 +219,14 @@ def test_eval_prints_a_table_and_writes_metrics_and_detections(tmp_path, capsys)
     assert all(0 <= value <= 100 for value in report["metrics"].values() if value is not None)
     ground_truth = COCO(str(json_path))
     ground_truth.loadRes(str(save_dir / "predictions.json"))  # a valid COCO results file of this dataset
+    # segment-proposal recalls (InstanceFCN's protocol): AR at the counts asked for, up to that many detections
+    assert main([*arguments, "--device", "cpu", "--save-dir", str(tmp_path / "ar"), "--max-dets", "10", "1000"]) == 0
+    recalls = json.loads((tmp_path / "ar" / "metrics.json").read_text())["metrics"]
+    assert {"AR@10", "AR@1000", "bbox_AR@1000"} <= set(recalls) and "AR@1" not in recalls
+    assert recalls["AR@1000"] >= recalls["AR@10"] and recalls["AP"] == report["metrics"]["AP"]
+    with pytest.raises(SystemExit):
+        main([*arguments, "--max-dets", "0"])
+    assert "--max-dets: expected a positive integer" in capsys.readouterr().err
 
 
 @pytest.mark.skipif(not HAS_SYNTHESIZE, reason="pysalient.data.synthesize is not available yet")

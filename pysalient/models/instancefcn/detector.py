@@ -6,9 +6,9 @@
 Per scale factor ``s`` of the config's ``test_scales`` (the input is at the reference scale, e.g. 600 px): the padded
 batch is resized by ``s`` (bilinear, antialiased when shrinking; ``s = 1`` is the input itself) and zero-padded to a
 multiple of 8 plus one cell, the network computes the k^2 score maps and the objectness, and every window whose
-centre lies inside the image is a candidate, scored by its objectness probability (the best class with ``num_classes > 1``). The
-``pre_nms_topk_per_scale`` best per image (0: all) are assembled from the score-map *probabilities* (so cells off the
-map are exactly 0, A8), binarised at the mask threshold, and their tight boxes taken on the cell grid
+centre lies inside the image is a candidate, scored by its objectness probability (the best class with several
+classes). The ``pre_nms_topk_per_scale`` best per image (0: all) are assembled from the score-map *probabilities* (so
+cells off the map are exactly 0, A8), binarised at the mask threshold, and their tight boxes taken on the cell grid
 (``8 (x0 + j_min) / s`` ... ``8 (y0 + i_max + 1) / s`` in reference pixels); empty masks are dropped. The candidates
 of all scales go through one greedy NMS on those boxes (IoU > 0.8 suppresses; class-wise with several classes), the
 ``max_det`` best are kept, ``conf`` filters them, and the survivors' m x m probabilities are pasted into their window
