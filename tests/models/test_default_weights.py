@@ -19,6 +19,7 @@ MINIMUM = {
     "rdpnet": (85.0, 60.0),
     "s4net": (75.0, 40.0),
     "sprnet": (85.0, 50.0),
+    "instancefcn": (80.0, 50.0),
 }  # (AP50, AP)
 
 

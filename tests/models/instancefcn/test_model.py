@@ -321,3 +321,24 @@ def test_config_presets_scales_recipes_and_validation() -> None:
     ):
         with pytest.raises(ValueError, match=match):
             paper.replace(**bad)
+
+
+def test_shipped_weights_give_the_same_top_100_with_every_window_as_with_the_top_2000_per_scale(tmp_path) -> None:
+    # The report's A14: greedy NMS visits windows by score until N survive, so a large enough per-scale top-k changes
+    # nothing; at 576 px the largest scale has 5,184 windows, more than 2,000.
+    import pysalient
+    from pysalient.data import synthesize
+    from pysalient.engine.model import SalientModel
+    from pysalient.utils.image_io import read_image
+
+    paths = synthesize(tmp_path, test=2, size=256, seed=99)
+    shipped = pysalient.load("instancefcn", device="cpu")
+    everything = shipped.config.replace(pre_nms_topk_per_scale=0)
+    every_window = SalientModel(shipped.network, shipped.family, everything, ["salient"], "all windows")
+    images = sorted((paths["test"].parent.parent / "images" / "test").glob("*.png"))
+    assert len(images) == 2
+    for path in images:
+        image = read_image(str(path))
+        (top_k,), (dense,) = shipped.predict(image, conf=0.0), every_window.predict(image, conf=0.0)
+        assert len(top_k) == len(dense) > 0 and torch.equal(top_k.scores, dense.scores)
+        assert torch.equal(top_k.masks, dense.masks) and torch.equal(top_k.boxes, dense.boxes)
