@@ -26,6 +26,8 @@ import numpy as np
 from instancefcn_measure import RESULTS_PATH, median_ms, with_scales
 
 import pysalient
+from pysalient.engine.model import SalientModel
+from pysalient.models import get_model_entry
 
 RECIPE = (
     "model=instancefcn_r18_light weights=none batch=8 optimizer=adamw lr=1e-3 weight_decay=0.05 warmup=linear "
@@ -62,6 +64,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     print("\n".join(lines), flush=True)
     for k in args.ks:
         trained = pysalient.load(str(train(k, args.train, args.out, args.iterations)), device="cpu")
+        # Every run is evaluated with the entry's current inference settings (NMS, scales, thresholds), only k differs.
+        reference = get_model_entry("instancefcn_r18_light").make_config(k=trained.config.k)
+        trained = SalientModel(trained.network, trained.family, reference, ["salient"], trained.name)
         for which in ("one", "all"):
             model = with_scales(trained, which)
             metrics = model.evaluate(args.test, max_dets=(10, 100, 1000))
