@@ -91,7 +91,11 @@ def test_unrequested_stages_are_not_built_and_bad_configs_fail() -> None:
     with pytest.raises(ValueError, match="out_features"):
         build_backbone("resnet18", out_features=["res6"])
     with pytest.raises(ValueError, match="unknown backbone"):
-        build_backbone("vgg16")
+        build_backbone("alexnet")
+    with pytest.raises(ValueError, match="replace_stride_with_dilation needs 3 flags"):
+        build_backbone("resnet18", replace_stride_with_dilation=(True, True))
+    with pytest.raises(ValueError, match="VGG16 returns only conv5_3"):
+        build_backbone("vgg16", out_features=["res4"])
 
 
 def test_scripted_backbone_matches_eager() -> None:
