@@ -26,7 +26,7 @@ $(INSTALL_STAMP): $(PY) $(NATIVE_SOURCES)
 	@echo "building pysalient's C++ operators and runtime with CMake (about 5 minutes on 2 cores the first time;"
 	@echo "  incremental afterwards) and installing the package in editable mode"
 	@mkdir -p build; start=$$(date +%s); \
-		$(PY) -m pip install -v --no-build-isolation -e ".[test]" > build/install.log 2>&1 & pid=$$!; \
+		$(PY) -m pip install -v --no-build-isolation -e ".[test,onnx]" > build/install.log 2>&1 & pid=$$!; \
 		while kill -0 $$pid 2>/dev/null; do sleep 20; \
 			step=$$(grep -oE "^\[[0-9]+/[0-9]+\]" build/install.log | tail -n 1); \
 			echo "  ... $$(( $$(date +%s) - start )) s $${step:+(compiled $$step)}"; done; \

@@ -1,17 +1,20 @@
-"""Latency of one image through eager ``predict``, the TorchScript export and the AOTInductor export.
+"""Latency of one image through eager ``predict`` and the TorchScript, AOTInductor and ONNX (ONNX Runtime) exports.
 
-For each model (the default entry and an R50 G-IAM, random weights: latency does not depend on the values)
-it exports both formats once, then times the full path of one 480x640 BGR image resized to ``--imgsz``
-(pre- and post-processing included): median of ``--repeats`` runs after warm-up, all in one process. CPU
+For each model (by default every family's default entry at its test size, random weights: latency does not
+depend on the values, seeded so that detectors decode the same masks in every format) it exports each format
+once, then times the full path of one 480x640 BGR image resized to ``--imgsz`` (pre- and post-processing
+included): median of ``--repeats`` runs after warm-up, all in one process. CPU
 always; CUDA (fp32 and fp16: exports with ``half=True``, eager under ``torch.autocast``) with ``--device cuda``.
 Appends a dated table to ``benchmarks/RESULTS.md`` unless ``--no-write``. AOTInductor compiles C++ for minutes per
 model on a small CPU.
 
-    python benchmarks/bench_export.py --models sparseinst_r18_light --imgsz 320 640 --threads 1 2
+    python benchmarks/bench_export.py --formats torchscript onnx --threads 1 2
+    python benchmarks/bench_export.py --models sparseinst_r18_light --imgsz 320 640 --formats aoti
 
-Exports are made once per model and size and timed at every ``--threads`` count. ``--export-dir DIR
---export-only`` compiles them ahead (e.g. while the machine is busy) and a later run with the same ``--export-dir``
-reuses them and only times.
+Exports are made once per model and size and timed at every ``--threads`` count (ONNX Runtime sessions are
+opened per count with that many intra-op threads, as ``pysalient.load`` does under ``torch.set_num_threads``).
+``--export-dir DIR --export-only`` compiles them ahead (e.g. while the machine is busy) and a later run with the
+same ``--export-dir`` reuses them and only times.
 """
 
 from __future__ import annotations
@@ -52,8 +55,9 @@ def median_milliseconds(function: Callable[[], Any], repeats: int, warmup: int, 
 def export_once(model: Any, format: str, folder: Path, imgsz: int, half: bool) -> tuple:
     """The export of ``model`` in ``format`` at ``imgsz`` under ``folder``: reused when already there (a kept
     ``--export-dir``), written otherwise. Returns (path, seconds spent exporting, or None when reused)."""
-    suffix = "ts" if format == "torchscript" else "pt2"
-    path = folder / f"{model.name}_{imgsz}_{'fp16' if half else 'fp32'}.{suffix}"
+    from pysalient.export.formats import FORMATS
+
+    path = folder / f"{model.name}_{imgsz}_{'fp16' if half else 'fp32'}{FORMATS[format].suffix}"
     if path.is_file():
         return path, None
     started = time.perf_counter()
@@ -65,7 +69,7 @@ def measure(
     name: str,
     device: str,
     half: bool,
-    imgsz: int,
+    imgsz: Optional[int],
     formats: Sequence[str],
     repeats: int,
     threads: Sequence[int],
@@ -86,13 +90,15 @@ def measure(
         with torch.autocast(device_type=device, dtype=torch.float16, enabled=half):
             return model.predict(image, imgsz=imgsz)
 
+    if imgsz is None:
+        imgsz = model.test_size
     exports = [(format, *export_once(model, format, folder, imgsz, half)) for format in formats]
     if export_only:
         return []
-    loaded = [(pysalient.load(str(path), device=device), seconds) for _, path, seconds in exports]
     rows: List[List[str]] = []
     for count in threads:
         torch.set_num_threads(count)
+        loaded = [(pysalient.load(str(path), device=device), seconds) for _, path, seconds in exports]
         cells = [name, device, "fp16" if half else "fp32", str(imgsz), str(count)]
         cells.append(f"{median_milliseconds(eager, repeats, 2, device):.1f}")
         for exported, seconds in loaded:
@@ -104,10 +110,19 @@ def measure(
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--models", nargs="+", default=["sparseinst_r18_light", "sparseinst_r50_giam"])
-    parser.add_argument("--imgsz", nargs="+", type=int, default=[640])
+    default_models = [
+        "sparseinst_r18_light",
+        "rdpnet_r18_light",
+        "s4net_r18_light",
+        "instancefcn_r18_light",
+        "sprnet_r18_light",
+    ]
+    parser.add_argument("--models", nargs="+", default=default_models)
+    parser.add_argument("--imgsz", nargs="+", type=int, default=[None], help="test sizes (default: each model's)")
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
-    parser.add_argument("--formats", nargs="+", default=["torchscript", "aoti"], choices=["torchscript", "aoti"])
+    parser.add_argument(
+        "--formats", nargs="+", default=["torchscript", "aoti", "onnx"], choices=["torchscript", "aoti", "onnx"]
+    )
     parser.add_argument("--repeats", type=int, default=10)
     parser.add_argument("--threads", nargs="+", type=int, default=[torch.get_num_threads()])
     parser.add_argument(

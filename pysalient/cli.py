@@ -18,7 +18,7 @@ import warnings
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple, Union
 
-EXPORT_FORMATS = ("torchscript", "aoti")
+EXPORT_FORMATS = ("torchscript", "aoti", "onnx")
 DEFAULT_CONF = 0.3  # pysalient.models.family.DEFAULT_CONF, repeated so that --help imports no torch
 EVALUATION_CONF = 0.0  # pysalient.models.family.EVALUATION_CONF
 
@@ -118,10 +118,10 @@ def build_parser() -> argparse.ArgumentParser:
     synth.add_argument("--size", type=_image_size, default=320, help="image size: S (square) or HxW (default 320)")
     synth.add_argument("--seed", type=int, default=0, help="random seed; same seed, same bytes (default 0)")
 
-    export = add("export", _command_export, "export a model for deployment (TorchScript or AOTInductor)")
+    export = add("export", _command_export, "export a model for deployment (TorchScript, AOTInductor or ONNX)")
     _add_model_arguments(export)
     export.add_argument("--format", choices=EXPORT_FORMATS, required=True, help="export format")
-    export.add_argument("--output", type=Path, required=True, help="file to write (.ts or .pt2)")
+    export.add_argument("--output", type=Path, required=True, help="file to write (.ts, .pt2 or .onnx)")
     export.add_argument("--imgsz", type=_positive_int, help="shortest side inside the graph (model default if unset)")
     export.add_argument("--half", action="store_true", help="export in float16 (for GPUs)")
     export.add_argument("--conf", type=_score, help="default minimum score of the graph (model default if unset)")

@@ -320,6 +320,23 @@ def test_export_writes_a_torchscript_file_that_load_runs(tmp_path, capsys) -> No
     assert result.image_size == (50, 70) and len(result) <= 7 and bool((result.scores > 0.2).all())
 
 
+def test_export_writes_an_onnx_model_that_load_runs_and_evaluates(tmp_path, capsys) -> None:
+    pytest.importorskip("onnxruntime")
+    output = tmp_path / "model.onnx"
+    arguments = ["export", "--model", "sparseinst_mbv2_tiny", "--format", "onnx", "--output", str(output)]
+    assert main([*arguments, "--imgsz", "64", "--conf", "0.2", "--max-det", "7", "--device", "cpu"]) == 0
+    assert f"to {output}" in capsys.readouterr().out
+    (path,) = write_images(tmp_path, [(50, 70)])
+    loaded = pysalient.load(str(output), device="cpu")
+    (result,) = loaded.predict(str(path))
+    assert loaded.format == "onnx" and loaded.metadata["max_det"] == 7
+    assert result.image_size == (50, 70) and len(result) <= 7 and bool((result.scores > 0.2).all())
+    data, _ = write_dataset(tmp_path / "data")
+    save_dir = tmp_path / "eval"
+    assert main(["eval", "--model", str(output), "--data", str(data), "--save-dir", str(save_dir)]) == 0
+    assert json.loads((save_dir / "metrics.json").read_text())["imgsz"] == 64
+
+
 def test_exported_models_evaluate_and_refuse_what_they_cannot_do(tmp_path, capsys) -> None:
     output = tmp_path / "model.ts"
     export = [

@@ -1,5 +1,5 @@
-"""``ExportedModel``: a ``.ts`` or ``.pt2`` export behind the same :class:`~pysalient.engine.predictor.Predictor`
-API (``predict``, ``evaluate``) as a ``SalientModel``."""
+"""``ExportedModel``: a ``.ts``, ``.pt2`` or ``.onnx`` export behind the same
+:class:`~pysalient.engine.predictor.Predictor` API (``predict``, ``evaluate``) as a ``SalientModel``."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from pysalient.utils.device import select_device
 
 
 class ExportedModel(Predictor):
-    """Runs an exported model (TorchScript or AOTInductor) on images, returning :class:`Result` objects.
+    """Runs an exported model (TorchScript, AOTInductor or ONNX Runtime) on images, returning :class:`Result` objects.
 
     The exported graph works on one image at a time and takes ``conf`` as a run-time input, applied inside the
     graph exactly as eager ``predict`` applies it; ``predict`` feeds the images one by one (``batch`` only sets how
@@ -25,15 +25,16 @@ class ExportedModel(Predictor):
     Training, exporting and saving need the eager model: they raise a ValueError saying so.
 
     Args:
-        path: a ``.ts`` or ``.pt2`` file written by ``SalientModel.export``.
+        path: a ``.ts``, ``.pt2`` or ``.onnx`` file written by ``SalientModel.export``.
         device: where to run. TorchScript exports can move to any device (default: where they were exported);
-            AOTInductor packages only run on the device type they were compiled for (default: that one).
+            AOTInductor packages only run on the device type they were compiled for (default: that one); ONNX
+            models run on ONNX Runtime's CPU provider, or its CUDA provider (default when available).
 
     Attributes:
         metadata: the ``pysalient.json`` stored in the file (see :func:`pysalient.export.contract.contract_metadata`).
         names: class index -> class name.
         name: the registry entry the export was made from.
-        format: ``"torchscript"`` or ``"aoti"``.
+        format: ``"torchscript"``, ``"aoti"`` or ``"onnx"``.
         path: the file.
     """
 
@@ -46,6 +47,11 @@ class ExportedModel(Predictor):
 
             self._module, self.metadata = load_torchscript(self.path, requested)
             self._device = next((tensor.device for tensor in self._module.parameters()), torch.device("cpu"))
+        elif self.format == "onnx":
+            from pysalient.export.onnx import load_onnx
+
+            self._module, self.metadata = load_onnx(self.path, requested)
+            self._device = self._module.device
         else:
             from pysalient.export.aoti import load_aoti
 

@@ -13,6 +13,7 @@ from pysalient.engine.checkpoint import is_pysalient_checkpoint, read_checkpoint
 from pysalient.engine.hub import resolve_weights
 from pysalient.engine.model import SalientModel
 from pysalient.engine.predictor import Predictor
+from pysalient.export.formats import EXPORT_SUFFIXES
 from pysalient.models.class_names import default_class_names
 from pysalient.models.registry import ModelEntry, get_family, get_model_entry, list_models
 from pysalient.utils.device import select_device
@@ -40,13 +41,13 @@ def load(
 
     Returns:
         A :class:`SalientModel` in eval mode, or an :class:`~pysalient.engine.exported.ExportedModel` for a
-        ``.ts`` / ``.pt2`` file (both subclass :class:`~pysalient.engine.predictor.Predictor`).
+        ``.ts`` / ``.pt2`` / ``.onnx`` file (both subclass :class:`~pysalient.engine.predictor.Predictor`).
 
     Raises:
         ValueError: unknown names, checkpoints of another family or class count, mismatched weights.
         FileNotFoundError: missing weights files.
     """
-    if Path(os.fspath(model)).suffix.lower() in (".ts", ".pt2"):
+    if Path(os.fspath(model)).suffix.lower() in EXPORT_SUFFIXES:
         # An exported artifact (pysalient.export): imported on use, it pulls in torch.jit / AOTInductor loading.
         from pysalient.engine.exported import ExportedModel
 

@@ -135,12 +135,13 @@ class SalientModel(Predictor):
 
         Args:
             format: ``"torchscript"`` (``.ts``, ``torch.jit.script``) or ``"aoti"`` (``.pt2``, ``torch.export`` with
-                dynamic height and width + AOTInductor; compiling takes minutes).
+                dynamic height and width + AOTInductor; compiling takes minutes) or ``"onnx"`` (``.onnx``, the same
+                program as standard ONNX operators, run by ONNX Runtime / TensorRT; ``pip install pysalient[onnx]``).
             path: the file to write (atomically).
             imgsz: shortest side inside the graph (the config's test size when None).
             half: fp16 network, for GPUs (scores and boxes stay float32).
             **options: ``conf`` (the graph's default minimum score; callers may pass another at run time),
-                ``max_det``, ``device``; for ``"aoti"`` also ``min_input_size`` / ``max_input_size`` (see
+                ``max_det``, ``device``; for ``"aoti"`` and ``"onnx"`` also ``min_input_size`` / ``max_input_size`` (see
                 :mod:`pysalient.export.formats`). Unsupported options fail before any work.
 
         Returns:

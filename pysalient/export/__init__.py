@@ -1,6 +1,6 @@
-"""Deployment exports: TorchScript (``.ts``) and AOTInductor (``.pt2``) files under one contract.
+"""Deployment exports: TorchScript (``.ts``), AOTInductor (``.pt2``) and ONNX (``.onnx``) files under one contract.
 
-``model.export("torchscript" | "aoti", path)`` writes a self-contained graph (uint8 BGR image and the minimum
+``model.export("torchscript" | "aoti" | "onnx", path)`` writes a self-contained graph (uint8 BGR image and the minimum
 score in; boxes, scores, labels and masks at the image size out; see :mod:`pysalient.export.contract`) with its
 metadata inside; ``pysalient.load(path)`` gives back a :class:`pysalient.engine.exported.ExportedModel` with the
 ``predict`` / ``evaluate`` API. This package writes and reads artifacts; it depends on ``models``, ``ops``,

@@ -1,4 +1,4 @@
-"""``export_model``: a :class:`~pysalient.engine.model.SalientModel` in, a TorchScript or AOTInductor file out."""
+"""``export_model``: a :class:`~pysalient.engine.model.SalientModel` in, a TorchScript, AOTInductor or ONNX file out."""
 
 from __future__ import annotations
 
@@ -28,8 +28,8 @@ def export_model(
 
     Args:
         model: a ``SalientModel`` (an exported model cannot be exported again: export its source model).
-        format: ``"torchscript"`` or ``"aoti"`` (see :data:`~pysalient.export.formats.FORMATS`).
-        path: the file to write (``.ts`` / ``.pt2``), written atomically.
+        format: ``"torchscript"``, ``"aoti"`` or ``"onnx"`` (see :data:`~pysalient.export.formats.FORMATS`).
+        path: the file to write (``.ts`` / ``.pt2`` / ``.onnx``), written atomically.
         imgsz: shortest side inside the graph; the config's test size when None.
         half: fp16 network (scores and boxes stay float32).
         **options: the format's extra options (``conf``, ``max_det``, ``device``, ``min_input_size``, ...).
@@ -49,7 +49,7 @@ def export_model(
     contract = ExportContract(Preprocessor(input_spec), detector, inference.score_threshold, dtype)
     contract = contract.to(request.device).eval()
     extra = {}
-    if request.format.name == "aoti":
+    if request.format.name in ("aoti", "onnx"):
         extra["input_size_range"] = [request.min_input_size, request.max_input_size]
     metadata = contract_metadata(
         family=model.family.name,
@@ -66,9 +66,12 @@ def export_model(
         from pysalient.export.torchscript import export_torchscript
 
         return str(export_torchscript(contract, metadata, request.path))
-    from pysalient.export.aoti import export_aoti
+    if request.format.name == "onnx":
+        from pysalient.export.onnx import export_onnx as export_program_file
+    else:
+        from pysalient.export.aoti import export_aoti as export_program_file
 
-    written = export_aoti(
+    written = export_program_file(
         contract,
         metadata,
         request.path,

@@ -62,6 +62,13 @@ FORMATS: Dict[str, ExportFormat] = {
         options=frozenset({"conf", "max_det", "device", "min_input_size", "max_input_size", "verbose"}),
         half_devices=frozenset({"cpu", "cuda"}),
     ),
+    "onnx": ExportFormat(
+        name="onnx",
+        suffix=".onnx",
+        description="ONNX (opset 18, standard operators only); runs in ONNX Runtime, TensorRT, OpenVINO, ...",
+        options=frozenset({"conf", "max_det", "device", "min_input_size", "max_input_size", "verbose"}),
+        half_devices=frozenset({"cpu", "cuda"}),
+    ),
 }
 ALIASES: Dict[str, str] = {"ts": "torchscript", "jit": "torchscript", "pt2": "aoti", "aotinductor": "aoti"}
 DEFAULT_MIN_INPUT_SIZE = 2  # torch.export specialises sizes 0 and 1, so dynamic dimensions start at 2
@@ -153,6 +160,10 @@ def check_request(
     verbose = options.get("verbose", True)
     if not isinstance(verbose, bool):
         raise ValueError(f"verbose must be True or False, got {verbose!r}")
+    if spec.name == "onnx":
+        from pysalient.export.onnx import require_onnx
+
+        require_onnx("onnx", "onnxscript")
     from pysalient import ops
 
     if not ops.has_native():

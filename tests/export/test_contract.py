@@ -201,7 +201,11 @@ def test_out_of_range_conf_is_rejected_everywhere(conf, tmp_path) -> None:  # no
 
 
 def test_format_table_and_metadata_checks() -> None:
-    assert {name: spec.suffix for name, spec in FORMATS.items()} == {"torchscript": ".ts", "aoti": ".pt2"}
+    assert {name: spec.suffix for name, spec in FORMATS.items()} == {
+        "torchscript": ".ts",
+        "aoti": ".pt2",
+        "onnx": ".onnx",
+    }
     assert resolve_format("TS") is FORMATS["torchscript"] and resolve_format("pt2") is FORMATS["aoti"]
     assert format_of_path("a/b.PT2") is FORMATS["aoti"]
     with pytest.raises(ValueError, match="lacks the keys"):

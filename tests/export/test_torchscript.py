@@ -163,7 +163,7 @@ def test_loading_errors_name_the_problem(tmp_path) -> None:
     with pytest.raises(ValueError, match="pass neither"):
         pysalient.load(tmp_path / "plain.ts", weights="w.pth")
     with pytest.raises(ValueError, match="not an exported pysalient model"):
-        ExportedModel(tmp_path / "model.onnx")
+        ExportedModel(tmp_path / "model.tflite")
 
 
 def test_operations_an_export_cannot_do_fail_with_one_clear_line(tiny_export, tmp_path) -> None:

@@ -101,7 +101,7 @@ class SPRNet(nn.Module):
     def mask_logits(self, features: List[Tensor], batch: Tensor, anchor_rows: Tensor) -> Tensor:
         """Mask logits [N, num_classes, 32, 32] of the pixels of anchors ``anchor_rows`` [N] (rows of the levels'
         anchors concatenated) in images ``batch`` [N]."""
-        shapes = [[int(feature.shape[-2]), int(feature.shape[-1])] for feature in features]
+        shapes = [[feature.shape[-2], feature.shape[-1]] for feature in features]  # SymInts under torch.export
         level, ys, xs = anchor_cells(anchor_rows, shapes, self.anchors.num_anchors)
         return self.mask_branch(features, batch, level, ys, xs, self.dense_fusion)
 
