@@ -4,6 +4,8 @@
   ``verbose``.
 - ``aoti`` (``.pt2``): ``torch.export`` with dynamic height and width + AOTInductor package; options ``conf``,
   ``max_det``, ``device``, ``min_input_size``, ``max_input_size``, ``verbose``.
+- ``onnx`` (``.onnx``): the same ``torch.export`` program lowered to standard ONNX operators (opset 18), run by ONNX
+  Runtime, TensorRT, OpenVINO; the options of ``aoti``; needs ``pip install pysalient[onnx]``.
 
 Every format also takes ``imgsz`` and ``half``. ``conf`` is the graph's default minimum score (its second input;
 the config's by default), ``max_det`` the detection cap inside the graph (the config's by default); ``device`` is
@@ -12,7 +14,7 @@ package only runs on the device type it was compiled for); ``min_input_size`` / 
 height and width an AOTInductor package accepts (2 and 8192 by default); ``verbose`` (default True) prints the
 AOTInductor compilation's start and duration. ``half=True`` (fp16 network) is meant for
 GPUs; PyTorch also runs fp16 convolutions on CPUs, so CPU fp16 exports are allowed, but they are slower than fp32
-there.
+there (ONNX Runtime's CPU provider has no fp16 convolutions, so fp16 ONNX exports need ``device="cuda"``).
 """
 
 from __future__ import annotations
@@ -67,7 +69,8 @@ FORMATS: Dict[str, ExportFormat] = {
         suffix=".onnx",
         description="ONNX (opset 18, standard operators only); runs in ONNX Runtime, TensorRT, OpenVINO, ...",
         options=frozenset({"conf", "max_det", "device", "min_input_size", "max_input_size", "verbose"}),
-        half_devices=frozenset({"cpu", "cuda"}),
+        # ONNX Runtime's CPU provider has no float16 convolutions: fp16 ONNX graphs are for GPU runtimes.
+        half_devices=frozenset({"cuda"}),
     ),
 }
 ALIASES: Dict[str, str] = {"ts": "torchscript", "jit": "torchscript", "pt2": "aoti", "aotinductor": "aoti"}

@@ -22,19 +22,3 @@ def test_every_registry_entry_exports_to_torchscript(name: str, tmp_path) -> Non
     assert torch.equal(result.masks, eager.masks) and torch.equal(result.labels, eager.labels)
     assert torch.equal(result.boxes, eager.boxes)
     torch.testing.assert_close(result.scores, eager.scores, atol=1e-5, rtol=0)
-
-
-@pytest.mark.parametrize("name", pysalient.list_models())
-def test_every_registry_entry_exports_to_onnx(name: str, tmp_path) -> None:
-    pytest.importorskip("onnxruntime")
-    from tests.export.test_onnx import assert_onnx_matches, assert_standard_graph
-
-    model = registry_model(name, num_classes=2)
-    path = model.export("onnx", tmp_path / f"{name}.onnx", imgsz=64, verbose=False)
-    assert_standard_graph(path)
-    exported = pysalient.load(path)
-    assert exported.metadata["name"] == name and exported.names == model.names
-    image = random_image(70, 91, 0)
-    (eager,) = model.predict(image, imgsz=64)
-    (result,) = exported.predict(image)
-    assert_onnx_matches(result, eager)
