@@ -70,6 +70,16 @@ def test_resize_image_is_bit_exact(tmp_path) -> None:
         assert np.array_equal(out, expected), (height, width, out_h, out_w)
 
 
+def test_resize_image_of_a_batch_is_bit_exact(tmp_path) -> None:
+    example = (torch.zeros(2, 40, 60, 3, dtype=torch.uint8), size_carrier(20, 30))
+    session = onnx_session(Resize(), example, (dynamic("", "h", "w"), dynamic("oh", "ow")), tmp_path)
+    rng = np.random.default_rng(1)
+    for height, width, out_h, out_w in ((40, 60, 20, 30), (31, 77, 50, 13), (300, 40, 60, 38)):
+        images = torch.from_numpy(rng.integers(0, 256, (2, height, width, 3), dtype=np.uint8))
+        (out,) = run(session, images, size_carrier(out_h, out_w))
+        assert np.array_equal(out, OPS.resize_image(images, out_h, out_w).numpy())
+
+
 class Suppress(nn.Module):
     def __init__(self, threshold: float, legacy: bool) -> None:
         super().__init__()

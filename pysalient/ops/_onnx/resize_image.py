@@ -1,10 +1,11 @@
-"""ONNX lowering of ``resize_image``: Pillow's uint8 bilinear resize as Gather / Mul / ReduceSum, bit for bit.
+"""ONNX lowering of ``resize_image``: Pillow's uint8 bilinear resize as Gather / MatMul, bit for bit.
 
 The taps and 22-bit fixed-point weights are computed inside the graph from the (dynamic) input and output sizes
-in float64 exactly as :mod:`pysalient.ops._reference.pillow_resize` does; each pass accumulates in int32 (weights
-below 2^22 times pixels below 2^8 cannot overflow), rounds with ``+ 2^21``, divides by ``2^22`` and clips to
-uint8. Pillow's pass order depends on the sizes (vertical first when the height shrinks by more than twice as many
-pixels as the width), so both orders are computed and the right one is selected.
+in float64 exactly as :mod:`pysalient.ops._reference.pillow_resize` does; each pass gathers the taps of every
+output line and sums them with one int32 MatMul (weights below 2^22 times pixels below 2^8 cannot overflow), rounds
+with ``+ 2^21``, divides by ``2^22`` and clips to uint8. Pillow's pass order depends on the sizes (vertical first
+when the height shrinks by more than twice as many pixels as the width), so both orders are computed and the right
+one is selected.
 """
 
 from __future__ import annotations
@@ -50,19 +51,22 @@ def pillow_taps(n_in: Any, n_out: Any) -> Tuple[Any, Any]:
     return op.Cast(op.Min(index, last), to=INT64), fixed
 
 
-def _resample_axis(samples: Any, axis: int, n_out: Any) -> Any:
-    """One Pillow pass over int32 [..., H, W, C] ``samples`` along ``axis`` (-3 rows, -2 columns), int32 out."""
-    index, fixed = pillow_taps(dim(samples, axis), n_out)
-    gathered = op.Gather(samples, index, axis=axis)  # axis -> [n_out, taps]
-    if axis == -2:  # [..., H, n_out, taps, C]
-        weights = op.Unsqueeze(fixed, const_ints([-1]))
-        reduce_axis = -2
-    else:  # [..., n_out, taps, W, C]
-        weights = op.Unsqueeze(fixed, const_ints([-1, -2]))
-        reduce_axis = -3
-    accumulated = op.ReduceSum(op.Mul(gathered, weights), const_ints([reduce_axis]), keepdims=0)
+def _resample_axis(pixels: Any, axis: int, n_out: Any) -> Any:
+    """One Pillow pass over uint8 [H, W, C] ``pixels`` along ``axis`` (0 rows, 1 columns), uint8 out.
+
+    The resampled axis is moved first (a uint8 transpose) and the rest flattened, so that each output line is one
+    small batched MatMul ``[1, taps] @ [taps, rest]`` of exact int32 products and sums.
+    """
+    index, fixed = pillow_taps(dim(pixels, axis), n_out)
+    lines = pixels if axis == 0 else op.Transpose(pixels, perm=[1, 0, 2])  # [n_in, other, C]
+    other = op.Shape(lines, start=1)
+    flat = op.Reshape(lines, op.Concat(op.Shape(lines, start=0, end=1), const_ints([-1]), axis=0))  # [n_in, rest]
+    gathered = op.Gather(op.Cast(flat, to=INT32), index, axis=0)  # [n_out, taps, rest]
+    accumulated = op.MatMul(op.Unsqueeze(fixed, const_ints([1])), gathered)  # [n_out, 1, rest]
     rounded = op.Div(op.Add(accumulated, _i32(1 << 21)), _i32(1 << 22))
-    return op.Clip(rounded, _i32(0), _i32(255))
+    clipped = op.Cast(op.Clip(rounded, _i32(0), _i32(255)), to=UINT8)
+    resized = op.Reshape(clipped, op.Concat(op.Reshape(scalar_i64(n_out), const_ints([1])), other, axis=0))
+    return resized if axis == 0 else op.Transpose(resized, perm=[1, 0, 2])
 
 
 def _i32(value: int) -> Any:
@@ -72,10 +76,22 @@ def _i32(value: int) -> Any:
 def resize_image_onnx(image: Any, out_h: Any, out_w: Any) -> Any:
     """``pysalient::resize_image(image uint8 [(B,) H, W, C], out_h, out_w) -> uint8 [(B,) out_h, out_w, C]``."""
     out_h, out_w = scalar_i64(out_h), scalar_i64(out_w)
-    samples = op.Cast(image, to=INT32)
-    horizontal_first = _resample_axis(_resample_axis(samples, -2, out_w), -3, out_h)
-    vertical_first = _resample_axis(_resample_axis(samples, -3, out_h), -2, out_w)
+    if image.shape is not None and len(image.shape) == 4:  # [B, H, W, C]: the batch goes with the channels
+        batched = op.Transpose(image, perm=[1, 2, 0, 3])
+        merged = op.Reshape(batched, op.Concat(op.Shape(batched, start=0, end=2), const_ints([-1]), axis=0))
+        resized = _resize_hwc(merged, out_h, out_w)  # [out_h, out_w, B * C]
+        size = op.Concat(
+            op.Shape(resized, start=0, end=2), op.Shape(image, start=0, end=1), op.Shape(image, start=3), axis=0
+        )
+        return op.Transpose(op.Reshape(resized, size), perm=[2, 0, 1, 3])
+    return _resize_hwc(image, out_h, out_w)
+
+
+def _resize_hwc(image: Any, out_h: Any, out_w: Any) -> Any:
+    """Pillow's resize of uint8 [H, W, C] to [out_h, out_w, C] (sizes: 0-d int64 values)."""
+    horizontal_first = _resample_axis(_resample_axis(image, 1, out_w), 0, out_h)
+    vertical_first = _resample_axis(_resample_axis(image, 0, out_h), 1, out_w)
     height, width = dim(image, -3), dim(image, -2)
     shrinks_more = op.Greater(op.Sub(height, out_h), op.Mul(const_i64(2), op.Sub(width, out_w)))
     vertical = op.And(op.Less(out_h, height), shrinks_more)
-    return op.Cast(op.Where(vertical, vertical_first, horizontal_first), to=UINT8)
+    return op.Where(vertical, vertical_first, horizontal_first)
