@@ -258,7 +258,7 @@ def test_data_synth_writes_images_and_json_that_eval_reads(tmp_path, capsys) -> 
         (["eval", "--model", "sparseinst"], "the following arguments are required: --data"),
         (["data", "synth", "--out", "d", "--size", "0x5"], "expected a size S or HxW with positive integers"),
         (["data", "synth", "--out", "d", "--train", "-1"], "expected a non-negative integer, got '-1'"),
-        (["export", "--format", "onnx", "--output", "m.onnx"], "argument --format: invalid choice: 'onnx'"),
+        (["export", "--format", "tflite", "--output", "m.tflite"], "argument --format: invalid choice: 'tflite'"),
         (["segment"], "invalid choice: 'segment'"),
     ],
 )

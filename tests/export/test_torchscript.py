@@ -135,7 +135,7 @@ def test_bad_requests_fail_before_any_work(tiny, tmp_path, monkeypatch) -> None:
     monkeypatch.setattr("pysalient.export.exporter.ExportContract", no_work)
     (tmp_path / "folder.ts").mkdir()
     cases = [
-        (ValueError, "unknown export format 'onnx'", ("onnx", tmp_path / "m.onnx"), {}),
+        (ValueError, "unknown export format 'tflite'", ("tflite", tmp_path / "m.tflite"), {}),
         (ValueError, r"torchscript exports are \.ts files", ("torchscript", tmp_path / "m.pt2"), {}),
         (ValueError, "is a directory", ("torchscript", tmp_path / "folder.ts"), {}),
         (TypeError, r"does not accept \['min_input_size'\]", ("torchscript", tmp_path / "m.ts"), {"min_input_size": 8}),
