@@ -51,9 +51,13 @@ def roi_align(
         (float64 stays float64) and the result has the dtype of ``input``, as torchvision's.
 
     ``torch.fx.symbolic_trace`` keeps a call to this function as one node (``torch.fx.wrap``, as torchvision).
+
+    Raises:
+        ValueError: ``spatial_scale`` is not finite and positive, or ``sampling_ratio`` exceeds 1024.
     """
     if not torch.jit.is_scripting():
         output_size = _pair(output_size)
+    _check_sampling("roi_align", "spatial_scale", [spatial_scale], str(spatial_scale), sampling_ratio)
     if isinstance(boxes, torch.Tensor):
         rois = boxes
     else:
@@ -100,14 +104,7 @@ def multilevel_roi_align(
         raise ValueError(
             f"multilevel_roi_align: output_sizes must hold {levels} or {2 * levels} entries, got {len(output_sizes)}"
         )
-    for scale in spatial_scales:
-        if not (math.isfinite(scale) and scale > 0):
-            raise ValueError(f"multilevel_roi_align: spatial_scales must be finite and > 0, got {list(spatial_scales)}")
-    if sampling_ratio > 1024:  # the native kernels' bound (kMaxSamplingRatio, csrc/ops/checks.h)
-        raise ValueError(
-            "multilevel_roi_align: sampling_ratio must be <= 1024 samples per bin and axis (or <= 0 "
-            f"for adaptive sampling), got {sampling_ratio}"
-        )
+    _check_sampling("multilevel_roi_align", "spatial_scales", spatial_scales, str(list(spatial_scales)), sampling_ratio)
     if isinstance(rois, torch.Tensor):
         boxes = rois
     else:
@@ -120,6 +117,20 @@ def multilevel_roi_align(
     return torch.ops.pysalient.multilevel_roi_align(
         features, boxes, spatial_scales, output_sizes, sampling_ratio, aligned
     )
+
+
+def _check_sampling(op: str, name: str, scales: List[float], shown: str, sampling_ratio: int) -> None:
+    """Raises a ValueError naming ``op`` when a scale is not finite and positive or ``sampling_ratio`` is
+    above the native kernels' bound (``kMaxSamplingRatio``, csrc/ops/checks.h: one bin would take over a million
+    samples); ``shown`` is the argument as the caller passed it."""
+    for scale in scales:
+        if not (math.isfinite(scale) and scale > 0):
+            raise ValueError(f"{op}: {name} must be finite and > 0, got {shown}")
+    if sampling_ratio > 1024:
+        raise ValueError(
+            f"{op}: sampling_ratio must be <= 1024 samples per bin and axis (or <= 0 for adaptive sampling), "
+            f"got {sampling_ratio}"
+        )
 
 
 class RoIAlign(nn.Module):

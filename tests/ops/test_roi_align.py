@@ -185,6 +185,24 @@ def test_bad_inputs_raise(boxes, output_size, error: type, message: str, device:
         roi_align(features, boxes, output_size)
 
 
+@pytest.mark.parametrize(
+    ("spatial_scale", "sampling_ratio", "message"),
+    [
+        (float("nan"), 2, r"roi_align: spatial_scale must be finite and > 0, got nan"),
+        (-0.5, 2, r"roi_align: spatial_scale must be finite and > 0, got -0.5"),
+        (0.0, 2, r"roi_align: spatial_scale must be finite and > 0"),
+        (1.0, 10**6, r"roi_align: sampling_ratio must be <= 1024 .* got 1000000"),
+    ],
+)
+def test_bad_scale_or_sampling_ratio_names_roi_align(spatial_scale: float, sampling_ratio: int, message: str) -> None:
+    features, rois = random_case(seed=3)
+    with pytest.raises(ValueError, match=message):
+        roi_align(features, rois, 2, spatial_scale, sampling_ratio)
+    # The scripted function refuses them the same way (no hang on a huge sampling_ratio).
+    with pytest.raises(torch.jit.Error, match=message.split(",")[0]):
+        torch.jit.script(roi_align)(features, rois, 2, spatial_scale, sampling_ratio, False)
+
+
 def test_torchscript_round_trip() -> None:
     features, rois = random_case(seed=8)
     loaded = scripted_round_trip(RoIAlign((3, 2), 0.5, -1, aligned=True))
