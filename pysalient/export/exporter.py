@@ -24,7 +24,9 @@ def export_model(
     """Exports ``model`` under the contract of :mod:`pysalient.export.contract`.
 
     Every argument is checked (:func:`~pysalient.export.formats.check_request`) before anything is built; the
-    model itself is not modified (the network is copied, then cast to fp16 for ``half=True``).
+    model itself is not modified (the network is copied, then cast to fp16 for ``half=True``). The graph computes
+    exactly what eager ``predict`` of the same model computes; a model fused with :meth:`SalientModel.fuse` (batch
+    norms folded into the convolutions) exports the folded network.
 
     Args:
         model: a ``SalientModel`` (an exported model cannot be exported again: export its source model).
