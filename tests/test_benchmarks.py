@@ -121,3 +121,16 @@ def test_bench_fuse_smoke_run_folds_and_times_both() -> None:
     (row,) = [line for line in result.stdout.splitlines() if line.startswith("| sparseinst_mbv2_tiny")]
     cells = [cell.strip() for cell in row.strip("|").split("|")]
     assert cells[1] == "1" and int(cells[2]) > 10 and float(cells[3]) > 0 and float(cells[4]) > 0
+
+
+def test_bench_edge_smoke_run_counts_flops_and_times_predict() -> None:
+    script = REPO_ROOT / "benchmarks" / "bench_edge.py"
+    command = [sys.executable, str(script), "--models", "sparseinst_r18_nano", "--size", "64", "96"]
+    command += ["--repeats", "1", "--no-write"]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr
+    (row,) = [line for line in result.stdout.splitlines() if line.startswith("| sparseinst_r18_nano")]
+    cells = [cell.strip() for cell in row.strip("|").split("|")]
+    # 3.23 M parameters whatever the input; GFLOPs scale with the input area (8.48 at 480 x 640).
+    assert cells[1] == "1" and cells[2] == "3.23" and 0.05 < float(cells[3]) < 0.5
+    assert float(cells[4]) > 0 and float(cells[5]) > 0
