@@ -177,10 +177,10 @@ def s4net_r50(num_classes: int = 1, **changes: Any) -> S4NetConfig:
 # The light model is the family default: trained on SynthSIS, its weights ship with the package (recipe and
 # measurements in benchmarks/RESULTS.md). A synthetic demo: fit for SynthSIS-like scenes, not for photographs.
 SYNTHSIS_R18_LIGHT = synthsis_demo_weights(
-    "s4net_r18_light_synthsis-b6d46fb7.pth",
-    "b6d46fb77fe3e98441a90e2be84ee2a820b99195c09b9077cdd1042080c768b7",
-    256,
-    {"AP": 51.15, "AP50": 82.78, "AP70": 63.48, "AP75": 54.07},
+    "s4net_r18_light_synthsis-eff2ec2a.pth",
+    "eff2ec2a568e85177256ad76be65f012bcd86278ef42c398790aa0fd947bc59f",
+    320,
+    {"AP": 62.43, "AP50": 87.62, "AP70": 75.78, "AP75": 68.27},
 )
 
 
@@ -191,7 +191,9 @@ def s4net_r18_light(num_classes: int = 1, **changes: Any) -> S4NetConfig:
     Not an official architecture: every S4Net component is kept (FPN P2-P6 with bilinear top-down and average-pool
     P6, the shared 2-way softmax anchor head, OHEM, ternary RoIMasking of the stride-8 map and the full segmentation
     stack), at widths a CPU trains from scratch (trainable BatchNorm), without the released code's ReLU on the
-    segmentation logits. Fixed 256 x 256 input, the size of SynthSIS images.
+    segmentation logits. Fixed 320 x 320 input as in the paper (SynthSIS' 256-pixel images are upsampled: the
+    stride-8 segmentation map then has 40 x 40 cells instead of 32 x 32) and a mask threshold of 0.4 (chosen on a
+    SynthSIS tuning split, benchmarks/RESULTS.md; the paper's 0.5 stays the family default).
     """
     defaults: Dict[str, Any] = {
         "backbone": "resnet18",
@@ -202,7 +204,8 @@ def s4net_r18_light(num_classes: int = 1, **changes: Any) -> S4NetConfig:
         "seg_channels": (64, 32),
         "seg_logits_relu": False,
         "seg_msra_init": True,
-        "input_size": 256,
+        "input_size": 320,
+        "mask_threshold": 0.4,
     }
     defaults.update(changes)
     return S4NetConfig(num_classes=num_classes, **defaults)

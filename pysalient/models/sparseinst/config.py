@@ -241,14 +241,23 @@ def sparseinst_r18_light(num_classes: int = 1, **changes: Any) -> SparseInstConf
     return SparseInstConfig(num_classes=num_classes, **defaults)
 
 
-@register_model("sparseinst_r18_nano", family="sparseinst")
+SYNTHSIS_R18_NANO = synthsis_demo_weights(
+    "sparseinst_r18_nano_synthsis-44a2845d.pth",
+    "44a2845dabad059c0c9ff42499d36c84bef7da2a7cfacb0da0f147a5a0211178",
+    224,
+    {"AP": 73.65, "AP50": 96.69, "AP70": 89.34, "AP75": 84.27},
+)
+
+
+@register_model("sparseinst_r18_nano", family="sparseinst", weights=SYNTHSIS_R18_NANO)
 def sparseinst_r18_nano(num_classes: int = 1, **changes: Any) -> SparseInstConfig:
     """Embedded-size SparseInst: the half-width ResNet-18 of ``sparseinst_r18_light`` with a 64-wide head.
 
     64-channel encoder and 64-wide instance and mask towers of two convolutions each (50 queries in 4 groups,
     64-dimensional kernels): 8.5 GFLOPs and 3.2 M parameters at a 480 x 640 input, against 15.0 / 4.4 M for
     ``sparseinst_r18_light`` and 9.0 / 3.4 M for ultralytics' yolov8n-seg (the CPU real-time reference; the
-    backbone is then 70 % of the cost). Not an official architecture. Test size 224, trained on SynthSIS.
+    backbone is then 70 % of the cost). Not an official architecture. Test size 224; its weights ship in the package
+    (SynthSIS only, a synthetic demo: benchmarks/RESULTS.md).
     """
     defaults: Dict[str, Any] = {
         "backbone": "resnet18",
