@@ -1,10 +1,10 @@
 """Embedded-size models side by side: parameters, GFLOPs and CPU latency at one input, in one process.
 
 pysalient entries (their shipped weights, random ones for entries without: cost does not depend on them) are timed
-as networks on a ``[1, 3, H, W]`` input with their batch norms folded (``fold_conv_norms``, what ``model.fuse()``
-does) and as full eager ``predict`` of an ``H x W`` BGR image at ``imgsz = H`` (pre-processing, network, post-
-processing). When ``ultralytics`` is installed, its nano segmentation models are built from their yaml (random
-weights, nothing downloaded), fused as its predictor fuses them, and timed as networks on the same input. GFLOPs are
+as networks on a ``[1, 3, H, W]`` input with their batch norms folded (``model.fuse()``) and as full eager
+``predict`` of an ``H x W`` BGR image at ``imgsz = H`` (pre-processing, network, post- processing). When
+``ultralytics`` is installed, its nano segmentation models are built from their yaml (random weights, nothing
+downloaded), fused as its predictor fuses them, and timed as networks on the same input. GFLOPs are
 ``torch.utils.flop_counter`` counts (two per multiply-add, convolutions and matrix products) for both. Median of
 ``--repeats`` calls after warm-up. Appends a dated table to ``benchmarks/RESULTS.md`` unless ``--no-write``.
 
@@ -14,7 +14,6 @@ weights, nothing downloaded), fused as its predictor fuses them, and timed as ne
 from __future__ import annotations
 
 import argparse
-import copy
 import datetime
 import platform
 import statistics
@@ -28,7 +27,6 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 import pysalient
-from pysalient.layers import fold_conv_norms
 
 RESULTS_PATH = Path(__file__).resolve().parent / "RESULTS.md"
 PYSALIENT_MODELS = ["sparseinst_r18_nano", "sparseinst_r18_light", "sparseinst_mbv2_tiny"]
@@ -58,14 +56,12 @@ def pysalient_row(name: str, size: Sequence[int], threads: int, repeats: int) ->
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         model = pysalient.load(name, device="cpu")
-    network = copy.deepcopy(model.network).eval()
-    fold_conv_norms(network)
+    network = model.fuse().network  # batch norms folded: the network predict then runs
     x = torch.randn(1, 3, *size)
     gflops, params = flops_and_params(network, x)
     with torch.no_grad():
         net_ms = median_ms(lambda: network(x), repeats)
     image = np.random.default_rng(0).integers(0, 256, (size[0], size[1], 3), dtype=np.uint8)
-    model.fuse()
     predict_ms = median_ms(lambda: model.predict(image, imgsz=size[0]), repeats)
     return [name, threads, f"{params:.2f}", f"{gflops:.2f}", f"{net_ms:.1f}", f"{predict_ms:.1f}"]
 

@@ -1,10 +1,10 @@
 """What ``SalientModel.fuse()`` gains: eager latency with batch norms folded into the convolutions, in one process.
 
-For each model: the same network unfused and fused (a deep copy folded with
-:func:`pysalient.layers.fold_conv_norms`), timed alternately on one SynthSIS image resized to ``--size`` (H x W),
-median of ``--repeats`` calls after warm-up; the ratio is unfused / fused. Entries without shipped weights run with
-random weights (the network cost does not depend on them; ``conf`` 1.0 keeps post-processing out of the timing so
-the network is what is compared). Appends a dated table to ``benchmarks/RESULTS.md`` unless ``--no-write``.
+For each model: the same network unfused and fused (a deep copy, ``model.fuse()``), timed alternately on one
+SynthSIS image resized to ``--size`` (H x W), median of ``--repeats`` calls after warm-up; the ratio is unfused /
+fused. Entries without shipped weights run with random weights (the network cost does not depend on them; ``conf``
+1.0 keeps post-processing out of the timing so the network is what is compared). Appends a dated table to
+``benchmarks/RESULTS.md`` unless ``--no-write``.
 
     python benchmarks/bench_fuse.py --models sparseinst_r50_giam rdpnet_r50 --threads 1 2
 """
@@ -27,7 +27,7 @@ import torch
 
 import pysalient
 from pysalient.data.synthsis import render_sample
-from pysalient.layers import fold_conv_norms
+from pysalient.layers import ConvNorm
 
 RESULTS_PATH = Path(__file__).resolve().parent / "RESULTS.md"
 
@@ -47,9 +47,11 @@ def measure(name: str, image: np.ndarray, imgsz: Optional[int], threads: int, re
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         plain = pysalient.load(name, device="cpu")
-    fused = copy.copy(plain)
-    fused.network = copy.deepcopy(plain.network)
-    folded = fold_conv_norms(fused.network)
+    norms = sum(1 for module in plain.network.modules() if isinstance(module, ConvNorm) and module.norm is not None)
+    fused = copy.deepcopy(plain).fuse()
+    folded = norms - sum(
+        1 for module in fused.network.modules() if isinstance(module, ConvNorm) and module.norm is not None
+    )
     for model in (plain, fused):
         model.predict(image, conf=1.0, imgsz=imgsz)  # warm-up
     rounds = 3
